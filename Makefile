@@ -1,0 +1,26 @@
+# make demo  — set up, then train + evaluate the tiny MaskFormer on the built-in data
+# make test  — set up, then run the test suite
+PYTHON := .venv/bin/python
+
+.PHONY: setup demo demo-baseline test test-all check-cuda benchmark clean
+
+setup:
+	bash tools/setup_env.sh
+
+demo: setup
+	bash tools/demo.sh configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py work_dirs/demo
+
+demo-baseline: setup
+	bash tools/demo.sh configs/fcn/fcn_r18-tiny-d8_1xb8-2k_shapes-128x128.py work_dirs/demo-fcn
+
+test: setup
+	$(PYTHON) -m pytest tests -q
+
+check-cuda:
+	$(PYTHON) tools/check_cuda_build.py
+
+benchmark: setup
+	$(PYTHON) tools/benchmark_ops.py
+
+clean:
+	rm -rf work_dirs build *.egg-info

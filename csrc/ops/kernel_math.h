@@ -1,0 +1,265 @@
+// Per-element math shared by the CPU and CUDA kernels, so both devices compute the same thing.
+#pragma once
+
+#include <c10/macros/Macros.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace mmseg_maskformer {
+namespace ops {
+
+// Explicit float/double overloads: the float versions keep CUDA on single-precision intrinsics
+// and avoid silent promotion to double on the host.
+C10_HOST_DEVICE inline float m_exp(float x) { return expf(x); }
+C10_HOST_DEVICE inline double m_exp(double x) { return exp(x); }
+C10_HOST_DEVICE inline float m_log1p(float x) { return log1pf(x); }
+C10_HOST_DEVICE inline double m_log1p(double x) { return log1p(x); }
+C10_HOST_DEVICE inline float m_pow(float x, float y) { return powf(x, y); }
+C10_HOST_DEVICE inline double m_pow(double x, double y) { return pow(x, y); }
+C10_HOST_DEVICE inline float m_floor(float x) { return floorf(x); }
+C10_HOST_DEVICE inline double m_floor(double x) { return floor(x); }
+C10_HOST_DEVICE inline float m_abs(float x) { return fabsf(x); }
+C10_HOST_DEVICE inline double m_abs(double x) { return fabs(x); }
+
+// Strided (N, H, W) view: kernels index inputs in place, whatever their layout.
+template <typename T>
+struct MaskView {
+  T* data;
+  int64_t sn, sy, sx, height, width;
+
+  C10_HOST_DEVICE T* mask(int64_t n) const { return data + n * sn; }
+  C10_HOST_DEVICE T& at(int64_t n, int64_t y, int64_t x) const {
+    return data[n * sn + y * sy + x * sx];
+  }
+};
+
+// Focal-loss hyper-parameters as the kernels use them.
+template <typename T>
+struct FocalParams {
+  using value_type = T;
+  T alpha;
+  T gamma;
+
+  // alpha < 0 disables the class-balance weight.
+  C10_HOST_DEVICE T alpha_t(T t) const {
+    return alpha >= 0 ? alpha * t + (1 - alpha) * (1 - t) : T(1);
+  }
+  // gamma == 2 is the default everywhere; a multiply is much cheaper than pow.
+  C10_HOST_DEVICE T modulate(T q) const { return gamma == T(2) ? q * q : m_pow(q, gamma); }
+};
+
+// sigmoid(x), sigmoid(-x) and softplus(+-x) from one exp(-|x|): no overflow, and 1 - p is not
+// computed as a difference, which would lose everything for saturated logits (|x| > 17 in fp32).
+template <typename T>
+struct SigmoidTerms {
+  T p, pm, softplus_pos, softplus_neg;
+
+  C10_HOST_DEVICE explicit SigmoidTerms(T x) {
+    const T e = m_exp(-m_abs(x));
+    const T log_term = m_log1p(e);
+    const T inv = T(1) / (T(1) + e);
+    if (x >= 0) {
+      p = inv;
+      pm = e * inv;
+      softplus_pos = x + log_term;
+      softplus_neg = log_term;
+    } else {
+      p = e * inv;
+      pm = inv;
+      softplus_pos = log_term;
+      softplus_neg = -x + log_term;
+    }
+  }
+};
+
+// Sigmoid focal loss and its derivative at one element (soft targets allowed).
+// q = 1 - p_t = p(1-t) + (1-p)t and dq/dx = (1-2t)p(1-p). Since q is a convex combination of p
+// and 1-p, |dq/dx| <= q, so writing dFL/dx = alpha_t q^gamma [gamma (dq/dx / q) ce + (p - t)]
+// stays finite for gamma < 1 and q -> 0, where the textbook q^(gamma-1) form gives inf * 0.
+template <typename T>
+struct FocalTerm {
+  T value, grad;
+
+  C10_HOST_DEVICE FocalTerm(const SigmoidTerms<T>& s, T t, const FocalParams<T>& fp) {
+    // t*softplus(-x) + (1-t)*softplus(x) == softplus(x) - t*x without its cancellation.
+    const T ce = t * s.softplus_neg + (1 - t) * s.softplus_pos;
+    const T q = s.p * (1 - t) + s.pm * t;
+    const T weight = fp.alpha_t(t) * fp.modulate(q);
+    const T ratio = q > 0 ? (1 - 2 * t) * s.p * s.pm / q : T(0);
+    value = weight * ce;
+    grad = weight * (fp.gamma * ratio * ce + (s.p * (1 - t) - s.pm * t));
+  }
+};
+
+// dL/dx of one element for L = c_focal * focal + dice, given the per-mask coefficients of
+// focal_dice_grad_coefficients: d dice/dx = p (1 - p) (N / D^2 - 2 t / D).
+template <typename T>
+C10_HOST_DEVICE inline T focal_dice_grad(T x, T t, const FocalParams<T>& fp, const T* coef) {
+  const SigmoidTerms<T> s(x);
+  const FocalTerm<T> focal(s, t, fp);
+  return coef[0] * focal.grad + s.p * s.pm * (coef[1] + coef[2] * t);
+}
+
+// One output index of a 1-D linear resize with align_corners=False, as ATen's
+// upsample_bilinear2d computes it (area_pixel_compute_source_index, clamped at both borders).
+template <typename T>
+struct LinearTap {
+  int64_t i0, i1;
+  T l0, l1;
+};
+
+// area_pixel_compute_scale for align_corners=False without an explicit scale factor.
+template <typename T>
+C10_HOST_DEVICE inline T linear_scale(int64_t in_size, int64_t out_size) {
+  return static_cast<T>(in_size) / out_size;
+}
+
+template <typename T>
+C10_HOST_DEVICE inline LinearTap<T> linear_tap(int64_t dst, T scale, int64_t in_size) {
+  T src = scale * (dst + T(0.5)) - T(0.5);
+  if (src < 0) src = 0;
+  LinearTap<T> tap;
+  tap.i0 = static_cast<int64_t>(m_floor(src));
+  if (tap.i0 > in_size - 1) tap.i0 = in_size - 1;
+  T lambda = src - tap.i0;
+  lambda = lambda < 0 ? T(0) : (lambda > 1 ? T(1) : lambda);
+  tap.i1 = tap.i0 < in_size - 1 ? tap.i0 + 1 : tap.i0;
+  tap.l0 = 1 - lambda;
+  tap.l1 = lambda;
+  return tap;
+}
+
+// Logit of a (h, w) map bilinearly resampled at one target pixel, in ATen's operation order.
+template <typename acc_t, typename scalar_t>
+C10_HOST_DEVICE inline acc_t bilinear_at(const scalar_t* map, int64_t sy, int64_t sx,
+                                        const LinearTap<acc_t>& ty, const LinearTap<acc_t>& tx) {
+  const scalar_t* row0 = map + ty.i0 * sy;
+  const scalar_t* row1 = map + ty.i1 * sy;
+  return ty.l0 * (tx.l0 * static_cast<acc_t>(row0[tx.i0 * sx]) +
+                  tx.l1 * static_cast<acc_t>(row0[tx.i1 * sx])) +
+         ty.l1 * (tx.l0 * static_cast<acc_t>(row1[tx.i0 * sx]) +
+                  tx.l1 * static_cast<acc_t>(row1[tx.i1 * sx]));
+}
+
+// Smallest dst in [0, out_size] whose tap starts at or after src row i (i0 is monotone in dst).
+// Inverts the tap formula for a first guess, then walks to absorb its rounding.
+template <typename T>
+C10_HOST_DEVICE inline int64_t first_dst_at(int64_t i, T scale, int64_t in_size, int64_t out_size) {
+  if (i <= 0) return 0;
+  if (i >= in_size) return out_size;
+  int64_t dst = static_cast<int64_t>((i + T(0.5)) / scale - T(0.5));
+  dst = dst < 0 ? 0 : (dst > out_size ? out_size : dst);
+  while (dst > 0 && linear_tap(dst - 1, scale, in_size).i0 >= i) --dst;
+  while (dst < out_size && linear_tap(dst, scale, in_size).i0 < i) ++dst;
+  return dst;
+}
+
+// Weight of src index i in the tap (both weights when the border clamp makes i0 == i1).
+template <typename T>
+C10_HOST_DEVICE inline T tap_weight(const LinearTap<T>& tap, int64_t i) {
+  return (tap.i0 == i ? tap.l0 : T(0)) + (tap.i1 == i ? tap.l1 : T(0));
+}
+
+// ATen's legacy 'nearest' source index (nearest_idx): src = min(floor(dst * scale), in - 1).
+C10_HOST_DEVICE inline int64_t nearest_index(int64_t dst, int64_t in_size, int64_t out_size) {
+  if (in_size == out_size) return dst;
+  if (out_size == 2 * in_size) return dst >> 1;
+  const float scale = static_cast<float>(in_size) / out_size;
+  const int64_t src = static_cast<int64_t>(floorf(dst * scale));
+  return src < in_size - 1 ? src : in_size - 1;
+}
+
+// Matcher terms of one logit: pos = alpha (1-p)^gamma softplus(-x), neg = (1-alpha) p^gamma softplus(x).
+template <typename T>
+struct CostTerms {
+  T pos, neg, p;
+
+  C10_HOST_DEVICE CostTerms(T x, const FocalParams<T>& fp) {
+    const SigmoidTerms<T> s(x);
+    pos = fp.modulate(s.pm) * s.softplus_neg;
+    neg = fp.modulate(s.p) * s.softplus_pos;
+    if (fp.alpha >= 0) {
+      pos *= fp.alpha;
+      neg *= 1 - fp.alpha;
+    }
+    p = s.p;
+  }
+};
+
+// Matcher terms of element i of the (Q, K) flattened logits, written to the three (Q, K) blocks
+// [pos - neg; p; neg] of terms (block = Q * K).
+template <typename acc_t, typename scalar_t>
+C10_HOST_DEVICE inline void write_cost_terms(const MaskView<const scalar_t>& logits,
+                                             const FocalParams<acc_t>& fp, int64_t i,
+                                             int64_t block, acc_t* terms) {
+  const int64_t num_points = logits.height * logits.width;
+  const int64_t q = i / num_points, k = i % num_points;
+  const CostTerms<acc_t> c(static_cast<acc_t>(logits.at(q, k / logits.width, k % logits.width)),
+                           fp);
+  terms[i] = c.pos - c.neg;
+  terms[block + i] = c.p;
+  terms[2 * block + i] = c.neg;
+}
+
+// Element i of the (M, h * w) flattening of the targets nearest-resampled to (h, w).
+template <typename acc_t, typename target_t>
+C10_HOST_DEVICE inline acc_t nearest_target(const MaskView<const target_t>& targets, int64_t i,
+                                            int64_t h, int64_t w) {
+  const int64_t m = i / (h * w), k = i % (h * w);
+  return static_cast<acc_t>(targets.at(m, nearest_index(k / w, targets.height, h),
+                                       nearest_index(k % w, targets.width, w)));
+}
+
+// grid_sample zero padding: corners outside the image contribute nothing.
+C10_HOST_DEVICE inline bool in_bounds(int64_t y, int64_t x, int64_t height, int64_t width) {
+  return y >= 0 && y < height && x >= 0 && x < width;
+}
+
+// F.grid_sample's bilinear corners and weights for a point (x, y) in [0, 1]^2
+// (grid = 2 * point - 1, then grid_sampler_unnormalize).
+template <typename T>
+struct GridCorners {
+  int64_t x0, y0;
+  T w00, w01, w10, w11;  // w<dy><dx>
+
+  C10_HOST_DEVICE GridCorners(T px, T py, int64_t height, int64_t width, bool align_corners) {
+    const T ix = unnormalize(2 * px - 1, width, align_corners);
+    const T iy = unnormalize(2 * py - 1, height, align_corners);
+    const T fx = m_floor(ix);
+    const T fy = m_floor(iy);
+    x0 = static_cast<int64_t>(fx);
+    y0 = static_cast<int64_t>(fy);
+    w00 = (fx + 1 - ix) * (fy + 1 - iy);
+    w01 = (ix - fx) * (fy + 1 - iy);
+    w10 = (fx + 1 - ix) * (iy - fy);
+    w11 = (ix - fx) * (iy - fy);
+  }
+
+  // Calls f(y, x, weight) for the corners inside the image: zero padding drops the others.
+  template <typename F>
+  C10_HOST_DEVICE void for_each_corner(int64_t height, int64_t width, F&& f) const {
+    if (in_bounds(y0, x0, height, width)) f(y0, x0, w00);
+    if (in_bounds(y0, x0 + 1, height, width)) f(y0, x0 + 1, w01);
+    if (in_bounds(y0 + 1, x0, height, width)) f(y0 + 1, x0, w10);
+    if (in_bounds(y0 + 1, x0 + 1, height, width)) f(y0 + 1, x0 + 1, w11);
+  }
+
+  // Bilinear sample of one (height, width) plane.
+  template <typename scalar_t>
+  C10_HOST_DEVICE T sample(const scalar_t* plane, int64_t sy, int64_t sx, int64_t height,
+                           int64_t width) const {
+    T value = 0;
+    for_each_corner(height, width, [&](int64_t y, int64_t x, T weight) {
+      value += weight * static_cast<T>(plane[y * sy + x * sx]);
+    });
+    return value;
+  }
+
+  static C10_HOST_DEVICE T unnormalize(T coord, int64_t size, bool align_corners) {
+    return align_corners ? (coord + 1) / 2 * (size - 1) : ((coord + 1) * size - 1) / 2;
+  }
+};
+
+}  // namespace ops
+}  // namespace mmseg_maskformer

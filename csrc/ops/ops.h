@@ -1,0 +1,102 @@
+// Host-side pieces shared by the CPU and CUDA implementations: argument normalisation, the
+// small per-mask reductions that finish an op, and the target-dtype dispatch.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+
+#include "kernel_math.h"
+
+namespace mmseg_maskformer {
+namespace ops {
+
+// float32 for float16/bfloat16/float32 logits, float64 for float64 (gradcheck).
+at::ScalarType compute_dtype(const at::Tensor& logits);
+
+// Logits and targets of the loss and cost ops with point-form (N, K) tensors viewed as (N, 1, K),
+// so that kernels only see the dense layout. bool targets are viewed as uint8 and floating
+// targets converted to the compute dtype, so kernels read targets as uint8 or acc_t only.
+struct MaskArgs {
+  at::Tensor logits;   // (N, h, w), any strides
+  at::Tensor targets;  // (M, H, W), any strides, uint8 or compute dtype
+  at::ScalarType acc;
+  bool resize;  // (h, w) != (H, W)
+};
+MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets, const char* op,
+                   bool same_count);
+
+// Loss forward epilogue. partials: (N, B, 4) partial sums of (focal, p, t, p*t) over B
+// pixel blocks. Returns (focal mean, dice, (N, 3) sums of p, t, p*t) in dtype acc.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> finish_focal_dice(const at::Tensor& partials,
+                                                                 int64_t num_pixels, double eps,
+                                                                 at::ScalarType acc);
+
+// Loss backward prologue: per mask (c_focal, c_dice, c_dice_t) such that
+// dL/dx = c_focal * dFL/dx + p (1 - p) (c_dice + c_dice_t * t). (N, 3) contiguous, dtype acc.
+at::Tensor focal_dice_grad_coefficients(const at::Tensor& grad_focal, const at::Tensor& grad_dice,
+                                        const at::Tensor& sums, int64_t num_pixels, double eps,
+                                        at::ScalarType acc);
+
+// Matcher epilogue. terms: (3Q, K) rows [pos - neg; p; neg], targets: (M, K), both dtype acc.
+std::tuple<at::Tensor, at::Tensor> finish_pairwise_costs(const at::Tensor& terms,
+                                                         const at::Tensor& targets, double eps);
+
+void check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points);
+
+// In-place view of a 3-D tensor for the kernels (const T for inputs).
+template <typename T>
+MaskView<T> mask_view(const at::Tensor& t) {
+  T* data;
+  if constexpr (std::is_const_v<T>) {
+    data = static_cast<T*>(t.const_data_ptr());
+  } else {
+    data = static_cast<T*>(t.mutable_data_ptr());
+  }
+  return {data, t.stride(0), t.stride(1), t.stride(2), t.size(1), t.size(2)};
+}
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+// Calls f(TypeTag<target_t>) with the element type the targets were normalised to by mask_args.
+template <typename acc_t, typename F>
+void dispatch_target_type(const at::Tensor& targets, F&& f) {
+  if (targets.scalar_type() == at::kByte) {
+    f(TypeTag<uint8_t>{});
+  } else {
+    f(TypeTag<acc_t>{});
+  }
+}
+
+template <typename F>
+void dispatch_resize(bool resize, F&& f) {
+  if (resize) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// Calls body(TypeTag<scalar_t>, TypeTag<target_t>, std::bool_constant<resize>, FocalParams<acc_t>)
+// for the logits' element type, the normalised target type and whether the logits are resized to
+// the targets. (Tags rather than template lambdas keep the sources C++17.)
+template <typename Body>
+void dispatch_mask_op(const MaskArgs& args, double alpha, double gamma, Body&& body) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.logits.scalar_type(), "mask_op", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const FocalParams<acc_t> fp{static_cast<acc_t>(alpha), static_cast<acc_t>(gamma)};
+    dispatch_target_type<acc_t>(args.targets, [&](auto target) {
+      dispatch_resize(args.resize, [&](auto resize) { body(TypeTag<scalar_t>{}, target, resize, fp); });
+    });
+  });
+}
+
+}  // namespace ops
+}  // namespace mmseg_maskformer

@@ -1,0 +1,163 @@
+"""MaskFormer's set criterion (official ``mask_former/modeling/criterion.py``)."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .mask_functions import get_mask_functions
+from .matching import HungarianMatcher
+
+
+def average_num_masks(gt_labels: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Number of ground-truth segments per process, averaged over all processes, at least 1.
+
+    Every process normalises its mask losses by the same number, so that the gradient summed by
+    DDP equals the gradient of the loss of the global batch.
+    """
+    num_masks = torch.tensor(float(sum(len(labels) for labels in gt_labels)), device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(num_masks)
+        num_masks = num_masks / dist.get_world_size()
+    return num_masks.clamp(min=1)
+
+
+class SetCriterion:
+    """Hungarian matching, then cross-entropy and focal + dice mask losses, per decoder layer.
+
+    Args:
+        num_classes: K (the ∅ class is K).
+        matcher: the :class:`HungarianMatcher`.
+        class_weight, mask_weight, dice_weight: loss weights (official 1, 20, 1).
+        no_object_weight: cross-entropy weight of the ∅ class (official 0.1).
+        loss_impl: ``'reference'``, ``'fused'`` or ``None`` (see :mod:`.mask_functions`).
+        num_points: ``None`` computes the mask losses at full ground-truth resolution (official
+            MaskFormer); an integer K computes them on K importance-sampled points per mask
+            (Mask2Former).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 matcher: HungarianMatcher,
+                 class_weight: float = 1.0,
+                 mask_weight: float = 20.0,
+                 dice_weight: float = 1.0,
+                 no_object_weight: float = 0.1,
+                 focal_alpha: float = 0.25,
+                 focal_gamma: float = 2.0,
+                 dice_eps: float = 1.0,
+                 loss_impl: Optional[str] = None,
+                 num_points: Optional[int] = None,
+                 oversample_ratio: float = 3.0,
+                 importance_sample_ratio: float = 0.75):
+        if num_points is not None and num_points <= 0:
+            raise ValueError(f'num_points must be None or positive, got {num_points}')
+        self.num_classes = num_classes
+        self.matcher = matcher
+        self.class_weight = class_weight
+        self.mask_weight = mask_weight
+        self.dice_weight = dice_weight
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.dice_eps = dice_eps
+        self.num_points = num_points
+        self.oversample_ratio = oversample_ratio
+        self.importance_sample_ratio = importance_sample_ratio
+        self.functions = get_mask_functions(loss_impl)
+        self.class_weights = torch.ones(num_classes + 1)
+        self.class_weights[-1] = no_object_weight
+
+    def __call__(self,
+                 all_cls_logits: Sequence[torch.Tensor],
+                 all_mask_logits: Sequence[torch.Tensor],
+                 gt_labels: Sequence[torch.Tensor],
+                 gt_masks: Sequence[torch.Tensor],
+                 generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        """Weighted losses of every decoder layer.
+
+        Args:
+            all_cls_logits: per layer (B, Q, K+1), last layer last.
+            all_mask_logits: per layer (B, Q, h, w).
+            gt_labels: B tensors (M_b,) of class ids in [0, K).
+            gt_masks: B tensors (M_b, H, W) of binary masks (bool / uint8 / float), all at the
+                padded input resolution.
+
+        Returns:
+            ``loss_cls``, ``loss_mask``, ``loss_dice`` of the last layer, ``d{i}.loss_*`` of the
+            intermediate layers i = 0..L-2, and ``num_masks`` (no gradient) for logging.
+        """
+        self._check_inputs(all_cls_logits, all_mask_logits, gt_labels, gt_masks)
+        device = all_cls_logits[-1].device
+        num_masks = average_num_masks(gt_labels, device)
+        indices = self.matcher.match_layers(all_cls_logits, all_mask_logits, gt_labels, gt_masks,
+                                            generator)
+        num_layers = len(all_cls_logits)
+        losses = {}
+        for layer, (cls_logits, mask_logits, layer_indices) in enumerate(
+                zip(all_cls_logits, all_mask_logits, indices)):
+            prefix = '' if layer == num_layers - 1 else f'd{layer}.'
+            loss_cls = self.loss_classes(cls_logits, gt_labels, layer_indices)
+            loss_focal, loss_dice = self.loss_masks(mask_logits, gt_masks, layer_indices, num_masks,
+                                                    generator)
+            losses[prefix + 'loss_cls'] = self.class_weight * loss_cls
+            losses[prefix + 'loss_mask'] = self.mask_weight * loss_focal
+            losses[prefix + 'loss_dice'] = self.dice_weight * loss_dice
+        losses['num_masks'] = num_masks.detach()
+        return losses
+
+    def loss_classes(self, cls_logits: torch.Tensor, gt_labels: Sequence[torch.Tensor],
+                     indices: List[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Cross-entropy over K+1 classes, unmatched queries -> ∅, weighted mean."""
+        batch_size, num_queries = cls_logits.shape[:2]
+        target = torch.full((batch_size, num_queries), self.num_classes, dtype=torch.long,
+                            device=cls_logits.device)
+        for image, (pred_idx, gt_idx) in enumerate(indices):
+            target[image, pred_idx] = gt_labels[image][gt_idx]
+        weights = self.class_weights.to(cls_logits.device)
+        return F.cross_entropy(cls_logits.float().transpose(1, 2), target, weights)
+
+    def loss_masks(self, mask_logits: torch.Tensor, gt_masks: Sequence[torch.Tensor],
+                   indices: List[Tuple[torch.Tensor, torch.Tensor]], num_masks: torch.Tensor,
+                   generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Focal and dice losses of the matched masks, summed and divided by ``num_masks``."""
+        preds = torch.cat([mask_logits[image, pred_idx] for image, (pred_idx, _) in enumerate(indices)])
+        if preds.shape[0] == 0:
+            # No segment in the whole batch: zero loss that still reaches every mask logit.
+            zero = mask_logits.sum() * 0.0
+            return zero, zero
+        targets = torch.cat([gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
+        fn = self.functions
+        if self.num_points is not None:
+            points = fn.sample_uncertain_points(preds, self.num_points, self.oversample_ratio,
+                                                self.importance_sample_ratio, generator)
+            preds = fn.point_sample(preds[:, None], points)[:, 0]
+            with torch.no_grad():
+                targets = fn.point_sample(targets[:, None].float(), points)[:, 0]
+        focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=self.focal_alpha,
+                                                 gamma=self.focal_gamma, eps=self.dice_eps)
+        return focal.sum() / num_masks, dice.sum() / num_masks
+
+    def _check_inputs(self, all_cls_logits, all_mask_logits, gt_labels, gt_masks) -> None:
+        if len(all_cls_logits) != len(all_mask_logits) or len(all_cls_logits) == 0:
+            raise ValueError(f'got {len(all_cls_logits)} class-logit and {len(all_mask_logits)} '
+                             'mask-logit layers; both must be the same positive number')
+        cls_logits, mask_logits = all_cls_logits[-1], all_mask_logits[-1]
+        if cls_logits.dim() != 3 or cls_logits.shape[-1] != self.num_classes + 1:
+            raise ValueError(f'class logits must have shape (B, Q, {self.num_classes + 1}), got '
+                             f'{tuple(cls_logits.shape)}')
+        if mask_logits.dim() != 4 or mask_logits.shape[:2] != cls_logits.shape[:2]:
+            raise ValueError(f'mask logits must have shape (B, Q, h, w) with (B, Q) = '
+                             f'{tuple(cls_logits.shape[:2])}, got {tuple(mask_logits.shape)}')
+        for image, (labels, masks) in enumerate(zip(gt_labels, gt_masks)):
+            if labels.dim() != 1 or masks.dim() != 3 or masks.shape[0] != labels.shape[0]:
+                raise ValueError(f'image {image}: expected (M,) labels and (M, H, W) masks, got '
+                                 f'{tuple(labels.shape)} and {tuple(masks.shape)}')
+            if masks.shape[-2:] != gt_masks[0].shape[-2:]:
+                raise ValueError(f'all ground-truth masks of a batch must share the padded input '
+                                 f'size; image 0 has {tuple(gt_masks[0].shape[-2:])}, image {image} '
+                                 f'has {tuple(masks.shape[-2:])}')
+        all_labels = torch.cat([labels.reshape(-1) for labels in gt_labels])
+        out_of_range = all_labels[(all_labels < 0) | (all_labels >= self.num_classes)]
+        if out_of_range.numel():
+            raise ValueError(f'label {int(out_of_range[0])} out of range for {self.num_classes} '
+                             f'classes (ids 0..{self.num_classes - 1})')

@@ -1,0 +1,171 @@
+"""Bipartite matching of predictions to ground-truth segments (official MaskFormer matcher)."""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from .mask_functions import get_mask_functions
+
+
+def classification_cost(cls_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-p(c_j) for every prediction i and target j: (Q, K+1) logits, (M,) labels -> (Q, M)."""
+    return -cls_logits.float().softmax(-1)[:, labels]
+
+
+class NonFiniteCostError(FloatingPointError):
+    """A cost matrix holds NaN or infinity; ``index`` is its position in the batch."""
+
+    def __init__(self, index: int):
+        super().__init__(f'cost matrix {index} is not finite')
+        self.index = index
+
+
+def hungarian_assignment(costs: Sequence[torch.Tensor]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Minimum-cost assignment for each (Q, M) matrix, with one device-to-host transfer in all.
+
+    Returns per matrix ``(pred_idx, gt_idx)`` int64 CPU tensors sorted by ``pred_idx``.
+    Raises :class:`NonFiniteCostError` rather than letting scipy fail on NaN.
+    """
+    if len(costs) == 0:
+        return []
+    flat = torch.cat([c.detach().float().reshape(-1) for c in costs]).cpu().numpy()
+    results = []
+    offset = 0
+    for cost in costs:
+        size = cost.numel()
+        matrix = flat[offset:offset + size].reshape(cost.shape)
+        offset += size
+        if not np.isfinite(matrix).all():
+            raise NonFiniteCostError(len(results))
+        rows, cols = linear_sum_assignment(matrix)
+        results.append((torch.as_tensor(rows, dtype=torch.int64),
+                        torch.as_tensor(cols, dtype=torch.int64)))
+    return results
+
+
+class HungarianMatcher:
+    """Official MaskFormer matching: C = w_cls·cost_class + w_focal·cost_focal + w_dice·cost_dice.
+
+    With ``num_points=None`` the ground truth is nearest-downsampled to the mask-logit resolution
+    and costs use every pixel (the official matcher). With ``num_points=K`` both are sampled at K
+    shared uniformly random points per image (Mask2Former).
+
+    Non-finite costs raise a ``FloatingPointError`` naming the image, the cost term and the
+    input that caused it, instead of crashing inside scipy.
+    """
+
+    def __init__(self,
+                 cost_class: float = 1.0,
+                 cost_focal: float = 20.0,
+                 cost_dice: float = 1.0,
+                 focal_alpha: float = 0.25,
+                 focal_gamma: float = 2.0,
+                 dice_eps: float = 1.0,
+                 num_points: Optional[int] = None,
+                 loss_impl: Optional[str] = None):
+        if cost_class == 0 and cost_focal == 0 and cost_dice == 0:
+            raise ValueError('at least one of cost_class, cost_focal and cost_dice must be non-zero')
+        if num_points is not None and num_points <= 0:
+            raise ValueError(f'num_points must be None or positive, got {num_points}')
+        self.cost_class = cost_class
+        self.cost_focal = cost_focal
+        self.cost_dice = cost_dice
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.dice_eps = dice_eps
+        self.num_points = num_points
+        self.functions = get_mask_functions(loss_impl)
+
+    @torch.no_grad()
+    def cost_terms(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor, gt_labels: torch.Tensor,
+                   gt_masks: torch.Tensor,
+                   generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, ...]:
+        """Unweighted (class, focal, dice) cost matrices (Q, M) of one image."""
+        cost_class = classification_cost(cls_logits, gt_labels)
+        if gt_labels.numel() == 0:
+            empty = cost_class.new_zeros(cost_class.shape)
+            return cost_class, empty, empty
+        if self.num_points is None:
+            preds, targets = mask_logits, gt_masks
+        else:
+            fn = self.functions
+            points = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
+            preds = fn.point_sample(mask_logits[None], points)[0]
+            targets = fn.point_sample(gt_masks[None].float(), points)[0]
+        cost_focal, cost_dice = self.functions.pairwise_mask_costs(
+            preds, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, eps=self.dice_eps)
+        return cost_class, cost_focal, cost_dice
+
+    @torch.no_grad()
+    def __call__(self,
+                 cls_logits: torch.Tensor,
+                 mask_logits: torch.Tensor,
+                 gt_labels: Sequence[torch.Tensor],
+                 gt_masks: Sequence[torch.Tensor],
+                 generator: Optional[torch.Generator] = None) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Match one decoder layer's predictions for a batch.
+
+        Args:
+            cls_logits: (B, Q, K+1) class logits.
+            mask_logits: (B, Q, h, w) mask logits.
+            gt_labels: B tensors (M_b,) of class ids.
+            gt_masks: B tensors (M_b, H, W) of binary masks.
+
+        Returns:
+            B pairs ``(pred_idx, gt_idx)`` of int64 tensors on the logits' device.
+        """
+        return self.match_layers([cls_logits], [mask_logits], gt_labels, gt_masks, generator)[0]
+
+    @torch.no_grad()
+    def match_layers(self,
+                     all_cls_logits: Sequence[torch.Tensor],
+                     all_mask_logits: Sequence[torch.Tensor],
+                     gt_labels: Sequence[torch.Tensor],
+                     gt_masks: Sequence[torch.Tensor],
+                     generator: Optional[torch.Generator] = None):
+        """:meth:`__call__` for several decoder layers, with one host transfer for all of them.
+
+        Returns a list (per layer) of lists (per image) of ``(pred_idx, gt_idx)``.
+        """
+        batch_size = all_cls_logits[0].shape[0]
+        if len(gt_labels) != batch_size or len(gt_masks) != batch_size:
+            raise ValueError(f'got {len(gt_labels)} label sets and {len(gt_masks)} mask sets for '
+                             f'a batch of {batch_size} predictions')
+        weights = (self.cost_class, self.cost_focal, self.cost_dice)
+        terms, totals = [], []
+        for cls_logits, mask_logits in zip(all_cls_logits, all_mask_logits):
+            for cls, masks, labels, gts in zip(cls_logits, mask_logits, gt_labels, gt_masks):
+                image_terms = self.cost_terms(cls, masks, labels, gts, generator)
+                terms.append(image_terms)
+                totals.append(sum(w * t for w, t in zip(weights, image_terms)))
+        try:
+            assignment = hungarian_assignment(totals)
+        except NonFiniteCostError as error:
+            layer, image = divmod(error.index, batch_size)
+            self._raise_non_finite(image, terms[error.index], all_cls_logits[layer],
+                                   all_mask_logits[layer])
+        device = all_cls_logits[0].device
+        assignment = [(rows.to(device), cols.to(device)) for rows, cols in assignment]
+        return [assignment[i:i + batch_size] for i in range(0, len(assignment), batch_size)]
+
+    @staticmethod
+    def _raise_non_finite(image, image_terms, cls_logits, mask_logits):
+        for name, term in zip(('class', 'focal', 'dice'), image_terms):
+            if torch.isfinite(term).all():
+                continue
+            kind = 'class' if name == 'class' else 'mask'
+            source = (cls_logits if kind == 'class' else mask_logits)[image]
+            if not torch.isfinite(source).all():
+                cause = (f'the {kind} logits of image {image} contain '
+                         f'{int(torch.isnan(source).sum())} NaN and '
+                         f'{int(torch.isinf(source).sum())} infinite values')
+            else:
+                cause = 'the ground-truth masks hold values outside [0, 1]'
+            raise FloatingPointError(
+                f'matching cost {name!r} of image {image} is not finite: {cause}. This usually '
+                'means training diverged (try a lower learning rate, gradient clipping, or '
+                'float32 instead of fp16).')
+        raise FloatingPointError(f'matching cost of image {image} is not finite: the cost '
+                                 'weights are not finite')
+

@@ -1,0 +1,10 @@
+"""Layer 3: MMEngine registrations (scope ``mmseg_maskformer``) that adapt the core to mmseg."""
+from .maskformer_head import MaskFormerHead
+from .matcher import HungarianMatcher
+from .pixel_decoder import BasePixelDecoder, TransformerEncoderPixelDecoder
+from ..utils.checkpoint import trust_local_checkpoints
+
+# Configs of this project import this package, so their checkpoints load on torch >= 2.6.
+trust_local_checkpoints()
+
+__all__ = ['BasePixelDecoder', 'HungarianMatcher', 'MaskFormerHead', 'TransformerEncoderPixelDecoder']

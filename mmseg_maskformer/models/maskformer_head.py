@@ -1,0 +1,187 @@
+"""The MaskFormer decode head for MMSegmentation's ``EncoderDecoder``."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.utils import ConfigType, SampleList
+
+from ..core import SetCriterion, semantic_inference, semantic_to_segments
+from ..registry import MODELS, SCOPE, TASK_UTILS
+from .transformer import DetrTransformerDecoder, SinePositionalEncoding
+
+
+class MLP(nn.Module):
+    """Linear layers with ReLU between them (the mask-embedding head)."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int):
+        super().__init__()
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+@MODELS.register_module()
+class MaskFormerHead(BaseModule):
+    """MaskFormer (Cheng et al., NeurIPS 2021) as an mmseg decode head.
+
+    Config name: ``type='mmseg_maskformer.MaskFormerHead'`` (mmseg's own ``MaskFormerHead``, a
+    wrapper over mmdet's, keeps its name).
+
+    Args:
+        in_channels: channels of the backbone levels used (finest first).
+        num_classes: K, the number of semantic classes (the ∅ class is added internally).
+        in_index: which backbone outputs feed the pixel decoder.
+        num_queries: N, the number of (class, mask) pairs.
+        pixel_decoder: config of a pixel decoder in this scope (``BasePixelDecoder`` or
+            ``TransformerEncoderPixelDecoder``); ``in_channels`` and ``out_channels`` are filled in.
+        mask_channels: C_E, channels of the per-pixel and per-mask embeddings.
+        transformer_decoder: ``num_layers``, ``embed_dims``, ``num_heads``,
+            ``feedforward_channels``, ``dropout`` of the DETR decoder.
+        enforce_input_project: always apply the 1×1 projection before the decoder, even when the
+            memory already has ``embed_dims`` channels.
+        matcher: config of the matcher in ``TASK_UTILS`` (costs 1 / 20 / 1 by default).
+        criterion: keyword arguments of :class:`~mmseg_maskformer.core.SetCriterion` (loss weights,
+            ∅ weight, focal / dice hyper-parameters).
+        loss_impl: ``'reference'``, ``'fused'`` or ``None`` (fused when the extension is built);
+            used by both matcher and criterion.
+        num_points: ``None`` for exact full-resolution mask losses; K for point-sampled losses and
+            matching on shared random points (Mask2Former style); used by both.
+        deep_supervision: also apply the losses to the intermediate decoder outputs.
+        ignore_index: label of ignored / padded ground-truth pixels (negative in every mask).
+        test_cfg: ``dict(mode='semantic')``.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 num_classes: int,
+                 in_index: Sequence[int] = (0, 1, 2, 3),
+                 num_queries: int = 100,
+                 pixel_decoder: ConfigType = dict(type='BasePixelDecoder', feat_channels=256),
+                 mask_channels: int = 256,
+                 transformer_decoder: ConfigType = dict(
+                     num_layers=6, embed_dims=256, num_heads=8, feedforward_channels=2048,
+                     dropout=0.1),
+                 enforce_input_project: bool = False,
+                 matcher: ConfigType = dict(
+                     type='HungarianMatcher', cost_class=1.0, cost_focal=20.0, cost_dice=1.0),
+                 criterion: ConfigType = dict(
+                     class_weight=1.0, mask_weight=20.0, dice_weight=1.0, no_object_weight=0.1),
+                 loss_impl: Optional[str] = None,
+                 num_points: Optional[int] = None,
+                 deep_supervision: bool = True,
+                 ignore_index: int = 255,
+                 align_corners: bool = False,
+                 test_cfg: ConfigType = dict(mode='semantic'),
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if len(in_channels) != len(in_index):
+            raise ValueError(f'in_channels {tuple(in_channels)} and in_index {tuple(in_index)} '
+                             'must have the same length')
+        self.in_channels = list(in_channels)
+        self.in_index = list(in_index)
+        self.num_classes = num_classes
+        self.out_channels = num_classes
+        self.num_queries = num_queries
+        self.ignore_index = ignore_index
+        self.align_corners = align_corners
+        self.deep_supervision = deep_supervision
+        self.test_cfg = dict(test_cfg or {})
+
+        # _scope_ makes plain names (type='BasePixelDecoder') resolve in this package's registries
+        # first, then in mmseg's; scoped names ('mmdet.X') still work.
+        self.pixel_decoder = MODELS.build({
+            '_scope_': SCOPE, **pixel_decoder, 'in_channels': self.in_channels,
+            'out_channels': mask_channels})
+        decoder_cfg = dict(transformer_decoder)
+        embed_dims = decoder_cfg.get('embed_dims', 256)
+        memory_channels = self.pixel_decoder.memory_channels
+        if memory_channels != embed_dims or enforce_input_project:
+            self.input_proj = nn.Conv2d(memory_channels, embed_dims, 1)
+        else:
+            self.input_proj = nn.Identity()
+        self.positional_encoding = SinePositionalEncoding(num_feats=embed_dims // 2, normalize=True)
+        self.transformer_decoder = DetrTransformerDecoder(**decoder_cfg)
+        self.query_embed = nn.Embedding(num_queries, embed_dims)
+        self.cls_embed = nn.Linear(embed_dims, num_classes + 1)
+        self.mask_embed = MLP(embed_dims, embed_dims, mask_channels, num_layers=3)
+
+        matcher_cfg = {'_scope_': SCOPE, **matcher}
+        matcher_cfg.setdefault('loss_impl', loss_impl)
+        matcher_cfg.setdefault('num_points', num_points)
+        self.matcher = TASK_UTILS.build(matcher_cfg)
+        self.criterion = SetCriterion(num_classes, self.matcher, loss_impl=loss_impl,
+                                      num_points=num_points, **dict(criterion))
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self.pixel_decoder.init_weights()
+        self.transformer_decoder.init_weights()
+        if isinstance(self.input_proj, nn.Conv2d):
+            nn.init.kaiming_uniform_(self.input_proj.weight, a=1)
+            nn.init.zeros_(self.input_proj.bias)
+
+    def forward(self, inputs: Sequence[torch.Tensor],
+                batch_data_samples: Optional[SampleList] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Backbone features -> class logits (L, B, Q, K+1) and mask logits (L, B, Q, H/4, W/4),
+        one entry per decoder layer, last layer last."""
+        feats = [inputs[i] for i in self.in_index]
+        mask_features, memory = self.pixel_decoder(feats)
+        memory = self.input_proj(memory)
+        pos = self.positional_encoding(memory).flatten(2).transpose(1, 2)
+        memory = memory.flatten(2).transpose(1, 2)
+        query_pos = self.query_embed.weight[None].expand(memory.shape[0], -1, -1)
+        hidden = self.transformer_decoder(query_pos, memory, pos)
+        cls_logits = self.cls_embed(hidden)
+        mask_logits = torch.einsum('lbqc,bchw->lbqhw', self.mask_embed(hidden), mask_features)
+        return cls_logits, mask_logits
+
+    def loss(self, inputs: Sequence[torch.Tensor], batch_data_samples: SampleList,
+             train_cfg: ConfigType = None) -> Dict[str, torch.Tensor]:
+        """Matching + losses against the samples' ``gt_sem_seg`` (padded with ``ignore_index``)."""
+        all_cls_logits, all_mask_logits = self(inputs, batch_data_samples)
+        gt_labels, gt_masks = self.segments_from_samples(batch_data_samples)
+        if not self.deep_supervision:
+            all_cls_logits, all_mask_logits = all_cls_logits[-1:], all_mask_logits[-1:]
+        return self.criterion(all_cls_logits, all_mask_logits, gt_labels, gt_masks)
+
+    def segments_from_samples(self, batch_data_samples: SampleList
+                              ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        segments = [
+            semantic_to_segments(sample.gt_sem_seg.data, self.num_classes, self.ignore_index)
+            for sample in batch_data_samples
+        ]
+        return [labels for labels, _ in segments], [masks for _, masks in segments]
+
+    def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],
+                test_cfg: ConfigType = None) -> torch.Tensor:
+        """Semantic scores (B, K, H, W) at the network-input size (SPEC §1.4)."""
+        all_cls_logits, all_mask_logits = self(inputs)
+        mask_logits = all_mask_logits[-1]
+        size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
+        mask_logits = F.interpolate(mask_logits, size=size, mode='bilinear', align_corners=False)
+        return semantic_inference(all_cls_logits[-1], mask_logits)
+
+
+def network_input_size(img_meta: dict, mask_size: Sequence[int]) -> Tuple[int, int]:
+    """Size of the tensor the backbone saw, whose stride-4 map is ``mask_size``.
+
+    ``pad_shape`` is that size after batch padding, but during sliding-window inference mmseg
+    overwrites only ``img_shape`` with the crop size, leaving a stale ``pad_shape``; the stride-4
+    size tells which one belongs to this forward pass.
+    """
+    candidates = [img_meta[key] for key in ('pad_shape', 'img_shape') if key in img_meta]
+    for shape in candidates:
+        height, width = shape[:2]
+        if (-(-height // 4), -(-width // 4)) == tuple(mask_size):
+            return int(height), int(width)
+    if not candidates:
+        raise KeyError('img_meta needs img_shape (or pad_shape) to size the predictions')
+    return tuple(int(s) for s in candidates[-1][:2])

@@ -1,0 +1,77 @@
+"""Mask-loss ops. Layer 1: depends on torch alone.
+
+Each op runs the compiled kernel (:mod:`.fused`) when the extension ``mmseg_maskformer._C`` is
+built with kernels for the input's device, else its pure-PyTorch reference (:mod:`.reference`),
+after one warning. Both paths validate their arguments identically (:mod:`._validation`).
+"""
+import warnings
+from types import ModuleType
+from typing import Optional, Tuple
+
+import torch
+
+from . import fused, reference
+from ._extension import BUILD_HINT, LOAD_ERROR, SUPPORTED_DEVICES, extension_available
+
+_warned = set()
+
+
+def _backend(device: torch.device) -> ModuleType:
+    if device.type in SUPPORTED_DEVICES:
+        return fused
+    if device.type not in _warned:
+        _warned.add(device.type)
+        reason = (f'the compiled extension was not found ({LOAD_ERROR})' if LOAD_ERROR else
+                  f'the compiled extension has no {device.type} kernels')
+        warnings.warn(f'mmseg_maskformer.ops: {reason}; using the pure-PyTorch reference ops, '
+                      f'which are slower and keep full-resolution tensors for backward. To build '
+                      f'the extension, {BUILD_HINT}.', RuntimeWarning, stacklevel=3)
+    return reference
+
+
+def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
+                            targets: torch.Tensor,
+                            alpha: float = 0.25,
+                            gamma: float = 2.0,
+                            eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-mask sigmoid focal and dice losses; see :func:`.reference.sigmoid_focal_dice_loss`."""
+    return _backend(mask_logits.device).sigmoid_focal_dice_loss(mask_logits, targets, alpha, gamma,
+                                                                eps)
+
+
+def pairwise_mask_costs(mask_logits: torch.Tensor,
+                        targets: torch.Tensor,
+                        alpha: float = 0.25,
+                        gamma: float = 2.0,
+                        eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Focal and dice matching costs (Q, M); see :func:`.reference.pairwise_mask_costs`."""
+    return _backend(mask_logits.device).pairwise_mask_costs(mask_logits, targets, alpha, gamma, eps)
+
+
+def point_sample(inputs: torch.Tensor, points: torch.Tensor,
+                 align_corners: bool = False) -> torch.Tensor:
+    """``F.grid_sample`` at (x, y) points in [0, 1]; see :func:`.reference.point_sample`.
+
+    The compiled kernel has no gradient for ``points``: points that require grad (with grad
+    enabled) go to the reference, which has one.
+    """
+    if points.requires_grad and torch.is_grad_enabled():
+        return reference.point_sample(inputs, points, align_corners)
+    return _backend(inputs.device).point_sample(inputs, points, align_corners)
+
+
+def sample_uncertain_points(mask_logits: torch.Tensor,
+                            num_points: int,
+                            oversample_ratio: float = 3.0,
+                            importance_sample_ratio: float = 0.75,
+                            generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Mask2Former importance sampling; see :func:`.reference.sample_uncertain_points`."""
+    return _backend(mask_logits.device).sample_uncertain_points(mask_logits, num_points,
+                                                                oversample_ratio,
+                                                                importance_sample_ratio, generator)
+
+
+__all__ = [
+    'extension_available', 'fused', 'pairwise_mask_costs', 'point_sample', 'reference',
+    'sample_uncertain_points', 'sigmoid_focal_dice_loss'
+]

@@ -1,0 +1,97 @@
+"""Fake kernels and autograd of the compiled ops, for torch.compile, opcheck and training.
+
+The C++ library names this module (``m.set_python_module``), so torch imports it by itself
+when it needs a fake kernel; it is imported only once the library is loaded.
+"""
+import torch
+from torch.library import register_autograd, register_fake
+
+_ops = torch.ops.mmseg_maskformer
+
+
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+@register_fake('mmseg_maskformer::sigmoid_focal_dice_loss')
+def _sigmoid_focal_dice_loss_fake(mask_logits, targets, alpha, gamma, eps):
+    num_masks, dtype = mask_logits.shape[0], _compute_dtype(mask_logits)
+    return (mask_logits.new_empty(num_masks, dtype=dtype),
+            mask_logits.new_empty(num_masks, dtype=dtype),
+            mask_logits.new_empty((num_masks, 3), dtype=dtype))
+
+
+@register_fake('mmseg_maskformer::sigmoid_focal_dice_loss_backward')
+def _sigmoid_focal_dice_loss_backward_fake(grad_focal, grad_dice, mask_logits, targets, sums,
+                                           alpha, gamma, eps):
+    return torch.empty_like(mask_logits, memory_format=torch.contiguous_format)
+
+
+@register_fake('mmseg_maskformer::pairwise_mask_costs')
+def _pairwise_mask_costs_fake(mask_logits, targets, alpha, gamma, eps):
+    shape, dtype = (mask_logits.shape[0], targets.shape[0]), _compute_dtype(mask_logits)
+    return mask_logits.new_empty(shape, dtype=dtype), mask_logits.new_empty(shape, dtype=dtype)
+
+
+@register_fake('mmseg_maskformer::point_sample')
+def _point_sample_fake(inputs, points, align_corners):
+    return inputs.new_empty((inputs.shape[0], inputs.shape[1], points.shape[1]))
+
+
+@register_fake('mmseg_maskformer::point_sample_backward')
+def _point_sample_backward_fake(grad_output, points, height, width, align_corners):
+    return grad_output.new_empty((grad_output.shape[0], grad_output.shape[1], height, width))
+
+
+def _loss_setup_context(ctx, inputs, output):
+    mask_logits, targets, alpha, gamma, eps = inputs
+    # Three floats per mask; the backward recomputes everything else from logits and targets.
+    ctx.save_for_backward(mask_logits, targets, output[2])
+    ctx.hyper_parameters = (alpha, gamma, eps)
+    ctx.mark_non_differentiable(output[2])
+
+
+def _loss_backward(ctx, grad_focal, grad_dice, _grad_sums):
+    mask_logits, targets, sums = ctx.saved_tensors
+    if not ctx.needs_input_grad[0]:
+        return None, None, None, None, None
+    if grad_focal is None:
+        grad_focal = sums.new_zeros(sums.shape[0])
+    if grad_dice is None:
+        grad_dice = sums.new_zeros(sums.shape[0])
+    grad = _ops.sigmoid_focal_dice_loss_backward(grad_focal, grad_dice, mask_logits, targets, sums,
+                                                 *ctx.hyper_parameters)
+    return grad, None, None, None, None
+
+
+register_autograd('mmseg_maskformer::sigmoid_focal_dice_loss', _loss_backward,
+                  setup_context=_loss_setup_context)
+
+
+def _pairwise_mask_costs_backward(ctx, grad_focal, grad_dice):
+    raise RuntimeError('the compiled pairwise_mask_costs has no backward: matching costs are '
+                       'computed under torch.no_grad(); use '
+                       'mmseg_maskformer.ops.reference.pairwise_mask_costs to differentiate them')
+
+
+register_autograd('mmseg_maskformer::pairwise_mask_costs', _pairwise_mask_costs_backward)
+
+
+def _point_sample_setup_context(ctx, inputs, output):
+    features, points, align_corners = inputs
+    ctx.save_for_backward(points)
+    ctx.input_size = features.shape[-2:]
+    ctx.align_corners = align_corners
+
+
+def _point_sample_backward(ctx, grad_output):
+    if not ctx.needs_input_grad[0]:
+        return None, None, None
+    points, = ctx.saved_tensors
+    height, width = ctx.input_size
+    return (_ops.point_sample_backward(grad_output, points, height, width, ctx.align_corners),
+            None, None)
+
+
+register_autograd('mmseg_maskformer::point_sample', _point_sample_backward,
+                  setup_context=_point_sample_setup_context)

@@ -1,0 +1,89 @@
+"""Argument checks shared by the reference and the compiled ops.
+
+Every public op validates through these functions so that bad input fails with a message that
+names the argument and the problem, whichever implementation runs.
+"""
+from typing import Tuple
+
+import torch
+
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_TARGET_DTYPES = _FLOAT_DTYPES + (torch.bool, torch.uint8)
+
+
+def check_logits(name: str, logits: torch.Tensor, ndims: Tuple[int, ...]) -> None:
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f'{name} must be a torch.Tensor, got {type(logits).__name__}')
+    if logits.dim() not in ndims:
+        raise ValueError(f'{name} must have {" or ".join(map(str, ndims))} dimensions, '
+                         f'got shape {tuple(logits.shape)}')
+    if logits.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f'{name} must be float32, float16, bfloat16 or float64, got {logits.dtype}')
+
+
+def check_targets(name: str, targets: torch.Tensor, logits: torch.Tensor) -> None:
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f'{name} must be a torch.Tensor, got {type(targets).__name__}')
+    if targets.dtype not in _TARGET_DTYPES:
+        raise TypeError(f'{name} must be bool, uint8 or floating point, got {targets.dtype}')
+    if targets.device != logits.device:
+        raise ValueError(f'{name} is on {targets.device} but the logits are on {logits.device}')
+    if targets.dim() != logits.dim():
+        raise ValueError(f'{name} must have as many dimensions as the logits '
+                         f'({logits.dim()}), got shape {tuple(targets.shape)}')
+    if targets.dtype == torch.uint8 and targets.numel() > 0 and int(targets.max()) > 1:
+        raise ValueError(f'{name} of dtype uint8 must hold 0 or 1, found {int(targets.max())}')
+
+
+def check_hyper_parameters(alpha: float, gamma: float, eps: float) -> None:
+    if gamma < 0:
+        raise ValueError(f'gamma must be >= 0, got {gamma}')
+    if alpha > 1:
+        raise ValueError(f'alpha must be <= 1 (a negative alpha disables the weighting), got {alpha}')
+    if eps < 0:
+        raise ValueError(f'eps must be >= 0, got {eps}')
+
+
+def check_loss_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float,
+                      gamma: float, eps: float) -> None:
+    """(N, h, w) logits with (N, H, W) targets, or (N, K) points with (N, K) targets."""
+    check_logits('mask_logits', mask_logits, (2, 3))
+    check_targets('targets', targets, mask_logits)
+    check_hyper_parameters(alpha, gamma, eps)
+    if targets.shape[0] != mask_logits.shape[0]:
+        raise ValueError(f'mask_logits and targets must hold the same number of masks, got '
+                         f'{mask_logits.shape[0]} and {targets.shape[0]}')
+    if mask_logits.dim() == 2 and targets.shape != mask_logits.shape:
+        raise ValueError(f'point-form targets must have the shape of mask_logits '
+                         f'{tuple(mask_logits.shape)}, got {tuple(targets.shape)}')
+    if any(s == 0 for s in mask_logits.shape[1:]) or any(s == 0 for s in targets.shape[1:]):
+        raise ValueError(f'masks must hold at least one pixel, got mask_logits '
+                         f'{tuple(mask_logits.shape)} and targets {tuple(targets.shape)}')
+
+
+def check_cost_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float,
+                      gamma: float, eps: float) -> None:
+    """(Q, h, w) logits with (M, H, W) targets, or (Q, K) points with (M, K) targets."""
+    check_logits('mask_logits', mask_logits, (2, 3))
+    check_targets('targets', targets, mask_logits)
+    check_hyper_parameters(alpha, gamma, eps)
+    if mask_logits.dim() == 2 and targets.shape[1] != mask_logits.shape[1]:
+        raise ValueError(f'point-form targets must have as many points as mask_logits '
+                         f'({mask_logits.shape[1]}), got shape {tuple(targets.shape)}')
+    if any(s == 0 for s in mask_logits.shape[1:]) or any(s == 0 for s in targets.shape[1:]):
+        raise ValueError(f'masks must hold at least one pixel, got mask_logits '
+                         f'{tuple(mask_logits.shape)} and targets {tuple(targets.shape)}')
+
+
+def check_point_sample_inputs(inputs: torch.Tensor, points: torch.Tensor) -> None:
+    check_logits('inputs', inputs, (4,))
+    if not isinstance(points, torch.Tensor) or points.dim() != 3 or points.shape[-1] != 2:
+        shape = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
+        raise ValueError(f'points must have shape (N, P, 2) holding (x, y) in [0, 1], got {shape}')
+    if not points.is_floating_point():
+        raise TypeError(f'points must be floating point, got {points.dtype}')
+    if points.shape[0] != inputs.shape[0]:
+        raise ValueError(f'inputs and points must have the same batch size, got '
+                         f'{inputs.shape[0]} and {points.shape[0]}')
+    if points.device != inputs.device:
+        raise ValueError(f'points are on {points.device} but inputs are on {inputs.device}')

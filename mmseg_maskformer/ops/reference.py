@@ -1,0 +1,154 @@
+"""Pure-PyTorch references of the ops in :mod:`mmseg_maskformer.ops`.
+
+They follow the official MaskFormer / Mask2Former formulas literally (full-resolution
+intermediate tensors, autograd for backward) and have the same signatures as the compiled ops,
+which must match them. They are also the ``loss_impl='reference'`` path of the criterion.
+All arithmetic is float32 (float64 inputs stay float64, for gradcheck).
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_cost_inputs, check_loss_inputs, check_point_sample_inputs
+
+
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
+                            targets: torch.Tensor,
+                            alpha: float = 0.25,
+                            gamma: float = 2.0,
+                            eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-mask sigmoid focal loss (mean over pixels) and dice loss.
+
+    Args:
+        mask_logits: (N, h, w) logits, upsampled bilinearly (align_corners=False) to the
+            target size when it differs; or (N, K) point logits.
+        targets: (N, H, W) or (N, K) masks in [0, 1] (bool, uint8 or float; soft allowed).
+        alpha: focal class-balance weight; a negative value disables it.
+        gamma: focal exponent.
+        eps: dice smoothing added to numerator and denominator.
+
+    Returns:
+        ``(focal, dice)``, each (N,) in float32 (float64 for float64 logits).
+    """
+    check_loss_inputs(mask_logits, targets, alpha, gamma, eps)
+    dtype = _compute_dtype(mask_logits)
+    x = mask_logits.to(dtype)
+    t = targets.to(dtype)
+    if x.dim() == 3 and x.shape[-2:] != t.shape[-2:]:
+        x = F.interpolate(x[:, None], size=t.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
+    x = x.flatten(1)
+    t = t.flatten(1)
+    p = x.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(x, t, reduction='none')
+    p_t = p * t + (1 - p) * (1 - t)
+    focal = ce * (1 - p_t)**gamma
+    if alpha >= 0:
+        focal = (alpha * t + (1 - alpha) * (1 - t)) * focal
+    dice = 1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)
+    return focal.mean(1), dice
+
+
+def pairwise_mask_costs(mask_logits: torch.Tensor,
+                        targets: torch.Tensor,
+                        alpha: float = 0.25,
+                        gamma: float = 2.0,
+                        eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Focal and dice matching costs between every prediction and every target.
+
+    Args:
+        mask_logits: (Q, h, w) logits or (Q, K) point logits.
+        targets: (M, H, W) masks, nearest-downsampled to (h, w) as the official matcher
+            does; or (M, K) point targets.
+
+    Returns:
+        ``(focal_cost, dice_cost)``, each (Q, M) float32: the focal loss of prediction q
+        against target m averaged over the K pixels, and its dice loss.
+    """
+    check_cost_inputs(mask_logits, targets, alpha, gamma, eps)
+    dtype = _compute_dtype(mask_logits)
+    x = mask_logits.to(dtype)
+    t = targets.to(dtype)
+    if x.dim() == 3 and x.shape[-2:] != t.shape[-2:]:
+        t = F.interpolate(t[:, None], size=x.shape[-2:], mode='nearest')[:, 0]
+    x = x.flatten(1)
+    t = t.flatten(1)
+    num_points = x.shape[1]
+    p = x.sigmoid()
+    pos = (1 - p)**gamma * F.softplus(-x)
+    neg = p**gamma * F.softplus(x)
+    if alpha >= 0:
+        pos = alpha * pos
+        neg = (1 - alpha) * neg
+    focal_cost = (pos @ t.T + neg @ (1 - t).T) / num_points
+    dice_cost = 1 - (2 * (p @ t.T) + eps) / (p.sum(1)[:, None] + t.sum(1)[None, :] + eps)
+    return focal_cost, dice_cost
+
+
+def point_sample(inputs: torch.Tensor, points: torch.Tensor,
+                 align_corners: bool = False) -> torch.Tensor:
+    """Bilinear samples of ``inputs`` (N, C, H, W) at ``points`` (N, P, 2), (x, y) in [0, 1].
+
+    ``mmcv.ops.point_sample`` / ``F.grid_sample`` semantics with zero padding. Returns
+    (N, C, P) in the dtype of ``inputs``.
+    """
+    check_point_sample_inputs(inputs, points)
+    dtype = _compute_dtype(inputs)
+    grid = 2 * points.to(dtype)[:, :, None, :] - 1
+    out = F.grid_sample(inputs.to(dtype), grid, mode='bilinear', padding_mode='zeros',
+                        align_corners=align_corners)
+    return out[..., 0].to(inputs.dtype)
+
+
+def sample_uncertain_points(mask_logits: torch.Tensor,
+                            num_points: int,
+                            oversample_ratio: float = 3.0,
+                            importance_sample_ratio: float = 0.75,
+                            generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Mask2Former's importance sampling of (x, y) points in [0, 1]² per mask.
+
+    Draws ``num_points * oversample_ratio`` uniform candidates, keeps the
+    ``importance_sample_ratio * num_points`` with the least certain logits (highest
+    ``-|logit|``) and adds uniform points for the rest.
+
+    Args:
+        mask_logits: (N, h, w) logits.
+
+    Returns:
+        (N, num_points, 2) float32 points.
+    """
+    return sample_uncertain_points_with(point_sample, mask_logits, num_points, oversample_ratio,
+                                        importance_sample_ratio, generator)
+
+
+def sample_uncertain_points_with(point_sample_fn, mask_logits: torch.Tensor, num_points: int,
+                                 oversample_ratio: float, importance_sample_ratio: float,
+                                 generator: Optional[torch.Generator]) -> torch.Tensor:
+    """:func:`sample_uncertain_points` with a given ``point_sample`` implementation, so that
+    the reference and the compiled op draw the same random numbers in the same order."""
+    if mask_logits.dim() != 3:
+        raise ValueError(f'mask_logits must have shape (N, h, w), got {tuple(mask_logits.shape)}')
+    if num_points <= 0:
+        raise ValueError(f'num_points must be positive, got {num_points}')
+    if oversample_ratio < 1:
+        raise ValueError(f'oversample_ratio must be >= 1, got {oversample_ratio}')
+    if not 0 <= importance_sample_ratio <= 1:
+        raise ValueError(f'importance_sample_ratio must be in [0, 1], got {importance_sample_ratio}')
+    num_masks = mask_logits.shape[0]
+    device = mask_logits.device
+    num_candidates = int(num_points * oversample_ratio)
+    num_uncertain = int(importance_sample_ratio * num_points)
+    num_random = num_points - num_uncertain
+    candidates = torch.rand(num_masks, num_candidates, 2, device=device, generator=generator)
+    with torch.no_grad():
+        candidate_logits = point_sample_fn(mask_logits.detach()[:, None], candidates)[:, 0]
+        index = torch.topk(-candidate_logits.abs(), k=num_uncertain, dim=1).indices
+    points = torch.gather(candidates, 1, index[..., None].expand(-1, -1, 2))
+    if num_random > 0:
+        random_points = torch.rand(num_masks, num_random, 2, device=device, generator=generator)
+        points = torch.cat([points, random_points], dim=1)
+    return points

@@ -1,0 +1,120 @@
+import pytest
+import torch
+from transformers.models.maskformer.modeling_maskformer import (MaskFormerHungarianMatcher,
+                                                                MaskFormerLoss, dice_loss,
+                                                                sigmoid_focal_loss)
+
+from mmseg_maskformer.core import HungarianMatcher, SetCriterion
+
+NUM_CLASSES = 6
+
+
+def make_criterion(**kwargs):
+    matcher = HungarianMatcher(cost_class=1.0, cost_focal=20.0, cost_dice=1.0, loss_impl='reference')
+    return SetCriterion(NUM_CLASSES, matcher, loss_impl='reference', **kwargs)
+
+
+def random_outputs(layers=3, batch=2, queries=10, low=(8, 8), high=(32, 32), segments=(3, 5)):
+    cls_logits = torch.randn(layers, batch, queries, NUM_CLASSES + 1, requires_grad=True)
+    mask_logits = (3 * torch.randn(layers, batch, queries, *low)).requires_grad_()
+    labels = [torch.randperm(NUM_CLASSES)[:m] for m in segments]
+    masks = [torch.rand(m, *high) > 0.5 for m in segments]
+    return cls_logits, mask_logits, labels, masks
+
+
+def hf_loss():
+    matcher = MaskFormerHungarianMatcher(cost_class=1.0, cost_mask=20.0, cost_dice=1.0)
+    return MaskFormerLoss(NUM_CLASSES, matcher, weight_dict={}, eos_coef=0.1)
+
+
+def test_last_layer_terms_equal_transformers_loss():
+    cls_logits, mask_logits, labels, masks = random_outputs()
+    ours = make_criterion()(cls_logits, mask_logits, labels, masks)
+    hf = hf_loss()(mask_logits[-1], cls_logits[-1], [m.float() for m in masks], labels)
+    torch.testing.assert_close(ours['loss_cls'], hf['loss_cross_entropy'], rtol=1e-5, atol=0)
+    torch.testing.assert_close(ours['loss_mask'], 20 * hf['loss_mask'], rtol=1e-5, atol=0)
+    torch.testing.assert_close(ours['loss_dice'], hf['loss_dice'], rtol=1e-5, atol=0)
+    assert float(ours['num_masks']) == 8
+
+
+def test_intermediate_layers_follow_official_definition():
+    # Official deep supervision: each intermediate output is matched and scored on its own, with
+    # the same num_masks (transformers' auxiliary outputs differ: see SPEC §2).
+    cls_logits, mask_logits, labels, masks = random_outputs(layers=3)
+    ours = make_criterion()(cls_logits, mask_logits, labels, masks)
+    loss = hf_loss()
+    float_masks = [m.float() for m in masks]
+    for layer in range(2):
+        hf = loss(mask_logits[layer], cls_logits[layer], float_masks, labels)
+        torch.testing.assert_close(ours[f'd{layer}.loss_cls'], hf['loss_cross_entropy'], rtol=1e-5, atol=0)
+        torch.testing.assert_close(ours[f'd{layer}.loss_mask'], 20 * hf['loss_mask'], rtol=1e-5, atol=0)
+        torch.testing.assert_close(ours[f'd{layer}.loss_dice'], hf['loss_dice'], rtol=1e-5, atol=0)
+    assert sorted(k for k in ours if k.startswith('d')) == sorted(
+        f'd{i}.loss_{t}' for i in range(2) for t in ('cls', 'mask', 'dice'))
+
+
+def test_batch_without_segments_trains_class_loss_only():
+    cls_logits, mask_logits, labels, masks = random_outputs(segments=(0, 0))
+    losses = make_criterion()(cls_logits, mask_logits, labels, masks)
+    assert float(losses['loss_mask']) == 0 and float(losses['loss_dice']) == 0
+    assert float(losses['num_masks']) == 1  # clamped
+    # Every query is ∅: the class loss is the weighted CE towards the last class.
+    expected = torch.nn.functional.cross_entropy(cls_logits[-1].transpose(1, 2),
+                                                 torch.full((2, 10), NUM_CLASSES))
+    torch.testing.assert_close(losses['loss_cls'], expected)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert mask_logits.grad is not None and torch.count_nonzero(mask_logits.grad) == 0
+    assert torch.count_nonzero(cls_logits.grad) > 0
+
+
+def test_one_image_without_segments():
+    cls_logits, mask_logits, labels, masks = random_outputs(segments=(4, 0))
+    losses = make_criterion()(cls_logits, mask_logits, labels, masks)
+    hf = hf_loss()(mask_logits[-1], cls_logits[-1], [m.float() for m in masks], labels)
+    torch.testing.assert_close(losses['loss_mask'], 20 * hf['loss_mask'], rtol=1e-5, atol=0)
+
+
+def test_weights_scale_terms():
+    cls_logits, mask_logits, labels, masks = random_outputs()
+    base = make_criterion(class_weight=1.0, mask_weight=1.0, dice_weight=1.0)(
+        cls_logits, mask_logits, labels, masks)
+    scaled = make_criterion(class_weight=2.0, mask_weight=3.0, dice_weight=4.0)(
+        cls_logits, mask_logits, labels, masks)
+    for key, factor in (('loss_cls', 2.0), ('loss_mask', 3.0), ('loss_dice', 4.0)):
+        torch.testing.assert_close(scaled[key], factor * base[key])
+
+
+def test_point_sampled_losses_are_close_to_exact():
+    cls_logits, mask_logits, labels, masks = random_outputs(low=(16, 16), high=(64, 64))
+    with torch.no_grad():
+        mask_logits.copy_(torch.nn.functional.avg_pool2d(mask_logits.flatten(0, 1), 3, 1, 1).view_as(mask_logits))
+    exact = make_criterion()(cls_logits, mask_logits, labels, masks)
+    sampled = make_criterion(num_points=4096)(cls_logits, mask_logits, labels, masks,
+                                              generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sampled['loss_cls'], exact['loss_cls'])
+    # Importance sampling favours uncertain points, so only a loose agreement is expected.
+    assert abs(float(sampled['loss_dice']) - float(exact['loss_dice'])) < 0.15 * float(exact['loss_dice'])
+
+
+def test_rejects_label_out_of_range():
+    cls_logits, mask_logits, labels, masks = random_outputs()
+    labels[1][0] = NUM_CLASSES
+    with pytest.raises(ValueError, match=f'label {NUM_CLASSES} out of range'):
+        make_criterion()(cls_logits, mask_logits, labels, masks)
+
+
+def test_rejects_wrong_class_logit_width():
+    cls_logits, mask_logits, labels, masks = random_outputs()
+    with pytest.raises(ValueError, match='class logits must have shape'):
+        make_criterion()(cls_logits[..., :-1], mask_logits, labels, masks)
+
+
+def test_official_focal_and_dice_definitions_match_transformers_helpers():
+    # Guards the reference formulas the criterion uses against transformers' own helpers.
+    from mmseg_maskformer.ops.reference import sigmoid_focal_dice_loss
+    x = 4 * torch.randn(5, 100)
+    t = (torch.rand(5, 100) > 0.5).float()
+    focal, dice = sigmoid_focal_dice_loss(x, t)
+    torch.testing.assert_close(focal.sum() / 3, sigmoid_focal_loss(x, t, 3))
+    torch.testing.assert_close(dice.sum() / 3, dice_loss(x, t, 3))

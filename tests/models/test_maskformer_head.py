@@ -1,0 +1,102 @@
+import pytest
+import torch
+from mmdet.models.layers import PixelDecoder as MMDetPixelDecoder
+from mmseg.registry import MODELS, TASK_UTILS
+
+from mmseg_maskformer.core import HungarianMatcher, semantic_inference
+from mmseg_maskformer.models import BasePixelDecoder, MaskFormerHead
+from mmseg_maskformer.models.maskformer_head import network_input_size
+
+from head_testing import NUM_CLASSES, random_feats, sample_with_gt, tiny_head_cfg
+
+
+def build_head(**overrides):
+    head = MODELS.build(tiny_head_cfg(**overrides))
+    head.init_weights()
+    return head
+
+
+def test_scoped_names_do_not_replace_mmseg_modules():
+    assert MODELS.get('mmseg_maskformer.MaskFormerHead') is MaskFormerHead
+    assert MODELS.get('MaskFormerHead') is not MaskFormerHead  # mmseg's own head is untouched
+    matcher = TASK_UTILS.build(dict(type='mmseg_maskformer.HungarianMatcher', cost_focal=5.0,
+                                    loss_impl='reference'))
+    assert isinstance(matcher, HungarianMatcher) and matcher.cost_focal == 5.0
+
+
+def test_forward_shapes_one_entry_per_decoder_layer():
+    head = build_head()
+    cls_logits, mask_logits = head(random_feats())
+    assert cls_logits.shape == (3, 2, 7, NUM_CLASSES + 1)
+    assert mask_logits.shape == (3, 2, 7, 16, 16)
+
+
+def test_loss_keys_finite_and_backward_reaches_every_parameter():
+    head = build_head()
+    sem = torch.randint(0, NUM_CLASSES, (2, 64, 64))
+    sem[0, :8] = 255
+    losses = head.loss(random_feats(), [sample_with_gt(s) for s in sem], None)
+    expected = {'loss_cls', 'loss_mask', 'loss_dice', 'num_masks'} | {
+        f'd{i}.loss_{t}' for i in range(2) for t in ('cls', 'mask', 'dice')}
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    missing = [n for n, p in head.named_parameters() if p.grad is None]
+    assert not missing, missing
+
+
+def test_crop_without_segments_trains_with_class_loss_only():
+    head = build_head()
+    losses = head.loss(random_feats(), [sample_with_gt(torch.full((64, 64), 255))] * 2, None)
+    assert float(losses['loss_mask']) == 0.0 and float(losses['loss_dice']) == 0.0
+    assert float(losses['loss_cls']) > 0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert head.mask_embed.layers[-1].weight.grad is not None
+
+
+def test_label_out_of_range_is_reported():
+    head = build_head()
+    sem = torch.zeros(64, 64, dtype=torch.long)
+    sem[0, 0] = NUM_CLASSES + 2
+    with pytest.raises(ValueError, match=f'label {NUM_CLASSES + 2} out of range'):
+        head.loss(random_feats(batch=1), [sample_with_gt(sem)], None)
+
+
+def test_no_deep_supervision_has_last_layer_only():
+    head = build_head(deep_supervision=False)
+    losses = head.loss(random_feats(), [sample_with_gt(torch.randint(0, 5, (64, 64)))] * 2, None)
+    assert set(losses) == {'loss_cls', 'loss_mask', 'loss_dice', 'num_masks'}
+
+
+def test_predict_is_soft_semantic_sum_at_input_size():
+    head = build_head().eval()
+    feats = random_feats(batch=1)
+    with torch.no_grad():
+        scores = head.predict(feats, [dict(img_shape=(64, 64), pad_shape=(64, 64))], None)
+        cls_logits, mask_logits = head(feats)
+    up = torch.nn.functional.interpolate(mask_logits[-1], size=(64, 64), mode='bilinear',
+                                         align_corners=False)
+    torch.testing.assert_close(scores, semantic_inference(cls_logits[-1], up))
+    assert scores.shape == (1, NUM_CLASSES, 64, 64)
+
+
+def test_network_input_size_prefers_the_shape_the_backbone_saw():
+    # Whole-image inference: padded batch tensor.
+    assert network_input_size(dict(img_shape=(60, 61), pad_shape=(64, 64)), (16, 16)) == (64, 64)
+    # Sliding window: mmseg rewrites img_shape to the crop, pad_shape is stale.
+    assert network_input_size(dict(img_shape=(32, 30), pad_shape=(64, 64)), (8, 8)) == (32, 30)
+    assert network_input_size(dict(img_shape=(50, 50)), (13, 13)) == (50, 50)
+
+
+def test_pixel_decoder_equals_mmdet_pixel_decoder():
+    ours = BasePixelDecoder([8, 16, 32, 64], feat_channels=32, out_channels=24,
+                            norm_cfg=dict(type='GN', num_groups=8))
+    ours.init_weights()
+    theirs = MMDetPixelDecoder([8, 16, 32, 64], feat_channels=32, out_channels=24,
+                               norm_cfg=dict(type='GN', num_groups=8))
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    feats = random_feats(batch=2)
+    mask_ours, memory_ours = ours(feats)
+    mask_theirs, memory_theirs = theirs(feats, None)
+    torch.testing.assert_close(mask_ours, mask_theirs)
+    torch.testing.assert_close(memory_ours, memory_theirs)

@@ -1,0 +1,344 @@
+"""Time and peak memory of MaskFormer's mask-loss path: the peer vs. our reference vs. fused ops.
+
+Usage:
+    python tools/benchmark_ops.py [--device cpu|cuda] [--quick] [--out benchmarks/RESULTS.md]
+
+Contestants:
+  peer       mmdet 3.3's MaskFormerHead loss path, as mmseg 1.2.2's MaskFormer runs it
+             (``_seg_data_to_instance_data`` + ``loss_by_feat``); for single ops, the mmdet /
+             mmcv functions that path calls
+  reference  our pure-PyTorch criterion / ops (``loss_impl='reference'``)
+  fused      our compiled ops, exact full-resolution losses (``loss_impl='fused'``)
+  fused-pts  our compiled ops with point-sampled losses and matching (``num_points=12544``)
+
+Each measurement runs in a fresh subprocess so that peak memory is its own: on CPU the growth of
+the peak resident set over the resident set after the inputs were built (the peak is reset through
+/proc/self/clear_refs), on CUDA ``torch.cuda.max_memory_allocated`` above the inputs. Times are
+medians over repeats (CUDA events on a GPU). Ratios are to the peer (to the reference where the
+peer cannot run, e.g. without OpenMMLab packages on the GPU machine).
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = 150
+LAYERS = 6
+QUERIES = 100
+LOW = 128
+HIGH = 512
+POINTS = 12544
+MEMORY_LIMIT_BYTES = 18 * 2**30  # keeps a too-large CPU case from taking the machine down
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+
+def random_partition(batch, segments, size, generator, device):
+    """(B, size, size) label maps, each a Voronoi partition into ``segments`` classes."""
+    low = 32
+    seeds = torch.rand(batch, segments, 2, generator=generator)
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, low), torch.linspace(0, 1, low), indexing='ij')
+    grid = torch.stack([xs, ys], -1).view(1, -1, 1, 2)
+    owner = ((grid - seeds[:, None]) ** 2).sum(-1).argmin(-1).view(batch, 1, low, low)
+    classes = torch.stack([torch.randperm(NUM_CLASSES, generator=generator)[:segments]
+                           for _ in range(batch)])
+    labels = torch.gather(classes, 1, owner.view(batch, -1)).view(batch, 1, low, low)
+    labels = torch.nn.functional.interpolate(labels.float(), size=(size, size), mode='nearest')
+    return labels[:, 0].long().to(device)
+
+
+def criterion_inputs(batch, segments, device):
+    generator = torch.Generator().manual_seed(0)
+    cls = torch.randn(LAYERS, batch, QUERIES, NUM_CLASSES + 1, generator=generator)
+    masks = 4 * torch.randn(LAYERS, batch, QUERIES, LOW // 8, LOW // 8, generator=generator)
+    masks = torch.nn.functional.interpolate(masks.flatten(0, 1), size=(LOW, LOW), mode='bilinear')
+    masks = masks.view(LAYERS, batch, QUERIES, LOW, LOW)
+    sem_seg = random_partition(batch, segments, HIGH, generator, device)
+    return (cls.to(device).requires_grad_(), masks.to(device).requires_grad_(), sem_seg)
+
+
+# --------------------------------------------------------------------------------------------
+# contestants: each returns a closure running one forward + backward
+
+
+def criterion_case(impl, batch, segments, device):
+    cls, masks, sem_seg = criterion_inputs(batch, segments, device)
+    if impl == 'peer':
+        from mmengine.registry import init_default_scope
+        from mmengine.structures import PixelData
+        from mmseg.registry import MODELS
+        from mmseg.structures import SegDataSample
+        init_default_scope('mmseg')
+        from mmengine.config import Config
+        cfg = Config.fromfile(os.path.join(
+            os.path.dirname(__import__('mmseg').__file__),
+            '.mim/configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'))
+        head = MODELS.build(cfg.model.decode_head).to(device)
+        samples = []
+        for seg in sem_seg:
+            sample = SegDataSample(gt_sem_seg=PixelData(data=seg[None]))
+            sample.set_metainfo(dict(img_shape=(HIGH, HIGH), pad_shape=(HIGH, HIGH)))
+            samples.append(sample)
+
+        def step():
+            instances, metas = head._seg_data_to_instance_data(samples)
+            losses = head.loss_by_feat(cls, masks, instances, metas)
+            sum(v for k, v in losses.items() if 'loss' in k).backward()
+        return step
+
+    from mmseg_maskformer.core import HungarianMatcher, SetCriterion, semantic_to_segments
+    loss_impl = 'reference' if impl == 'reference' else 'fused'
+    num_points = POINTS if impl == 'fused-pts' else None
+    matcher = HungarianMatcher(loss_impl=loss_impl, num_points=num_points)
+    criterion = SetCriterion(NUM_CLASSES, matcher, loss_impl=loss_impl, num_points=num_points)
+
+    def step():
+        segments_ = [semantic_to_segments(seg, NUM_CLASSES) for seg in sem_seg]
+        losses = criterion(cls, masks, [s[0] for s in segments_], [s[1] for s in segments_])
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+    return step
+
+
+def op_inputs(num_masks, device):
+    generator = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(num_masks, LOW, LOW, generator=generator)
+    targets = torch.rand(num_masks, HIGH, HIGH, generator=generator) > 0.5
+    return logits.to(device), targets.to(torch.uint8).to(device)
+
+
+def loss_op_case(impl, num_masks, device):
+    logits, targets = op_inputs(num_masks, device)
+    logits.requires_grad_()
+    if impl == 'peer':
+        from mmdet.models.losses import DiceLoss, FocalLoss
+        focal = FocalLoss(use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=20.0)
+        dice = DiceLoss(use_sigmoid=True, activate=True, naive_dice=True, eps=1.0)
+
+        def step():
+            up = torch.nn.functional.interpolate(logits[:, None], size=(HIGH, HIGH),
+                                                 mode='bilinear', align_corners=False)[:, 0]
+            x = up.reshape(-1, 1)
+            t = (1 - targets).reshape(-1)  # mmdet's class-index convention
+            loss = focal(x, t, avg_factor=num_masks * HIGH * HIGH) + dice(up, targets, avg_factor=num_masks)
+            loss.backward()
+        return step
+    fn = _ops(impl).sigmoid_focal_dice_loss
+
+    def step():
+        f, d = fn(logits, targets)
+        (20 * f.sum() + d.sum()).backward()
+    return step
+
+
+def cost_op_case(impl, num_masks, device):
+    logits, _ = op_inputs(QUERIES, device)
+    _, targets = op_inputs(num_masks, device)
+    if impl == 'peer':
+        from mmdet.models.task_modules.assigners import DiceCost, FocalLossCost
+        from mmengine.structures import InstanceData
+        focal = FocalLossCost(weight=20.0, binary_input=True)
+        dice = DiceCost(weight=1.0, pred_act=True, eps=1.0)
+
+        def step():
+            with torch.no_grad():
+                gt = torch.nn.functional.interpolate(targets[:, None].float(), size=(LOW, LOW),
+                                                     mode='nearest')[:, 0].long()
+                pred, gt_ = InstanceData(masks=logits), InstanceData(masks=gt)
+                focal(pred, gt_) + dice(pred, gt_)
+        return step
+    fn = _ops(impl).pairwise_mask_costs
+
+    def step():
+        with torch.no_grad():
+            fn(logits, targets)
+    return step
+
+
+def point_sample_case(impl, num_masks, device):
+    logits, _ = op_inputs(num_masks, device)
+    logits = logits[:, None].requires_grad_()
+    points = torch.rand(num_masks, POINTS, 2, generator=torch.Generator().manual_seed(1)).to(device)
+    if impl == 'peer':
+        from mmcv.ops import point_sample as fn
+    else:
+        fn = _ops(impl).point_sample
+
+    def step():
+        fn(logits, points).sum().backward()
+    return step
+
+
+def uncertain_points_case(impl, num_masks, device):
+    logits, _ = op_inputs(num_masks, device)
+    if impl == 'peer':
+        from mmdet.models.utils import get_uncertain_point_coords_with_randomness
+
+        def step():
+            get_uncertain_point_coords_with_randomness(logits[:, None], None, POINTS, 3.0, 0.75)
+        return step
+    fn = _ops(impl).sample_uncertain_points
+
+    def step():
+        fn(logits, POINTS)
+    return step
+
+
+def _ops(impl):
+    from mmseg_maskformer import ops
+    return ops.reference if impl == 'reference' else ops.fused
+
+
+CASES = {
+    'criterion': (criterion_case, ('peer', 'reference', 'fused', 'fused-pts')),
+    'sigmoid_focal_dice_loss': (loss_op_case, ('peer', 'reference', 'fused')),
+    'pairwise_mask_costs': (cost_op_case, ('peer', 'reference', 'fused')),
+    'point_sample': (point_sample_case, ('peer', 'reference', 'fused')),
+    'sample_uncertain_points': (uncertain_points_case, ('peer', 'reference', 'fused')),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# measurement (worker side)
+
+
+def _rss_bytes(field):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def measure(spec):
+    device = torch.device(spec['device'])
+    builder = CASES[spec['case']][0]
+    args = spec['args']
+    if device.type == 'cpu':
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    step = builder(spec['impl'], *args, device)
+    step()  # warm-up (and first-touch of lazily built state)
+    times = []
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        for _ in range(spec['repeats']):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        import gc
+        gc.collect()
+        base = _rss_bytes('VmRSS')
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # resets VmHWM, the peak resident set
+        for _ in range(spec['repeats']):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        peak = _rss_bytes('VmHWM') - base
+    return dict(time_s=statistics.median(times), peak_bytes=max(peak, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# driver
+
+
+def run_worker(spec, timeout):
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(spec)]
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timeout > {timeout} s')
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith('{'):
+            return json.loads(line)
+    tail = (out.stderr.strip().splitlines() or ['no output'])[-1]
+    if 'memory' in tail.lower() or 'MemoryError' in tail:
+        return dict(error='out of memory')
+    return dict(error=tail[:120])
+
+
+def plan(quick):
+    batches = (2, ) if quick else (2, 8)
+    segments = (20, ) if quick else (20, 100)
+    for b in batches:
+        for m in segments:
+            yield 'criterion', (b, m), f'B={b}, M={m}'
+    for n in ((40, ) if quick else (40, 160)):
+        yield 'sigmoid_focal_dice_loss', (n, ), f'N={n}, {LOW}²→{HIGH}²'
+    yield 'pairwise_mask_costs', (20, ), f'Q={QUERIES}, M=20, {LOW}²'
+    yield 'point_sample', (40, ), f'N=40, P={POINTS}'
+    yield 'sample_uncertain_points', (40, ), f'N=40, P={POINTS}'
+
+
+def fmt_ratio(value, ref):
+    if value is None or ref is None or ref == 0:
+        return '—'
+    return f'{value / ref:.2f}×'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--quick', action='store_true', help='smallest sizes only')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--timeout', type=int, default=900, help='seconds per measurement')
+    parser.add_argument('--out', help='also write the table (markdown) to this file')
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(json.loads(args.worker))), flush=True)
+        return
+
+    from mmseg_maskformer import ops
+    if not ops.extension_available():
+        sys.exit('the compiled extension is not built: run `pip install -e . --no-build-isolation`')
+    rows = []
+    header = ('| case | size | impl | time | peak memory | time / peer | memory / peer |\n'
+              '|---|---|---|---|---|---|---|')
+    print(header, flush=True)
+    for case, case_args, size in plan(args.quick):
+        results = {}
+        for impl in CASES[case][1]:
+            spec = dict(case=case, impl=impl, args=case_args, device=args.device,
+                        repeats=args.repeats)
+            results[impl] = run_worker(spec, args.timeout)
+        ref = results.get('peer') if 'error' not in results.get('peer', {'error': 1}) else results['reference']
+        for impl, r in results.items():
+            if 'error' in r:
+                row = f'| {case} | {size} | {impl} | {r["error"]} | | | |'
+            else:
+                row = (f'| {case} | {size} | {impl} | {r["time_s"] * 1e3:.1f} ms | '
+                       f'{r["peak_bytes"] / 2**20:.0f} MiB | '
+                       f'{fmt_ratio(r["time_s"], ref.get("time_s"))} | '
+                       f'{fmt_ratio(r["peak_bytes"], ref.get("peak_bytes"))} |')
+            print(row, flush=True)
+            rows.append(row)
+    if args.out:
+        machine = (f'{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}'
+                   if args.device == 'cpu' else torch.cuda.get_device_name())
+        with open(args.out, 'w') as f:
+            f.write(f'# Benchmark: MaskFormer mask-loss path ({args.device})\n\n'
+                    f'Command: `python tools/benchmark_ops.py {" ".join(sys.argv[1:])}`  \n'
+                    f'Machine: {machine}  \nDate: {time.strftime("%Y-%m-%d")}\n\n'
+                    + header + '\n' + '\n'.join(rows) + '\n')
+
+
+if __name__ == '__main__':
+    main()

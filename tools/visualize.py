@@ -1,0 +1,71 @@
+"""Write PNG panels (image | ground truth | prediction) for the first images of a test set.
+
+Usage: python tools/visualize.py CONFIG CHECKPOINT [--out-dir DIR] [--num N] [--device cpu]
+"""
+import argparse
+import os
+import os.path as osp
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from PIL import Image
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Write prediction panels as PNG files')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out-dir', default='work_dirs/panels')
+    parser.add_argument('--num', type=int, default=6, help='number of test images')
+    parser.add_argument('--scale', type=int, default=2, help='integer zoom of each panel')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    return parser.parse_args()
+
+
+def colourise(label_map: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) RGB; ignored pixels white."""
+    rgb = np.full(label_map.shape + (3, ), 255, dtype=np.uint8)
+    valid = (label_map != ignore_index) & (label_map < len(palette))
+    rgb[valid] = palette[label_map[valid]]
+    return rgb
+
+
+def panel(columns, scale: int) -> Image.Image:
+    gap = np.full((columns[0].shape[0], 4, 3), 255, dtype=np.uint8)
+    row = np.concatenate([c for col in columns for c in (col, gap)][:-1], axis=1)
+    image = Image.fromarray(row)
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+def main():
+    args = parse_args()
+    from mmseg.registry import DATASETS, MODELS
+
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.to(args.device).eval()
+    palette = np.array(dataset.metainfo['palette'], dtype=np.uint8)
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    for index in range(min(args.num, len(dataset))):
+        data = dataset[index]
+        with torch.no_grad():
+            result = model.test_step(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))[0]
+        image = np.ascontiguousarray(data['inputs'].numpy().transpose(1, 2, 0)[..., ::-1])  # BGR->RGB
+        gt = colourise(result.gt_sem_seg.data[0].cpu().numpy(), palette)
+        pred = colourise(result.pred_sem_seg.data[0].cpu().numpy(), palette)
+        name = osp.splitext(osp.basename(result.img_path))[0]
+        path = osp.join(args.out_dir, f'{name}.png')
+        panel([image, gt, pred], args.scale).save(path)
+    print(f'panels (image | ground truth | prediction) written to {osp.abspath(args.out_dir)}',
+          flush=True)
+
+
+if __name__ == '__main__':
+    main()
