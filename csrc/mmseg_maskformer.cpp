@@ -6,7 +6,8 @@
 // Makes the library importable as the extension module mmseg_maskformer._C as well as loadable
 // with torch.ops.load_library; the module itself exposes nothing.
 PyMODINIT_FUNC PyInit__C(void) {
-  static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static PyModuleDef module = {
+      PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr, nullptr, nullptr, nullptr, nullptr};
   return PyModule_Create(&module);
 }
 

@@ -35,13 +35,15 @@ def parse_args():
     parser.add_argument('--venv', default=os.path.join(ROOT, '.venv-cuda'))
     parser.add_argument('--torch', default='2.14.1', help='CUDA build of torch to compile against')
     parser.add_argument('--arch', default=os.environ.get('TORCH_CUDA_ARCH_LIST', '9.0'))
+    parser.add_argument('--verbose', action='store_true', help='show the compiler commands and '
+                        'warnings')
     parser.add_argument('--inner', action='store_true', help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def ensure_venv(venv: str, torch_version: str) -> str:
     python = os.path.join(venv, 'bin', 'python')
-    probe = ('import ninja, setuptools, torch; '
+    probe = ('import ninja, numpy, setuptools, torch; '
              f'assert torch.__version__.split("+")[0] == "{torch_version}", torch.__version__; '
              'assert torch.version.cuda, "CPU-only torch"')
     if os.path.exists(python) and subprocess.run([python, '-c', probe],
@@ -51,12 +53,12 @@ def ensure_venv(venv: str, torch_version: str) -> str:
     subprocess.run([sys.executable, '-m', 'venv', venv], check=True)
     # setuptools < 82 still ships pkg_resources; torch declares >= 77.
     subprocess.run([python, '-m', 'pip', 'install', '-q', f'torch=={torch_version}', 'ninja',
-                    'setuptools>=77,<82'], check=True)
+                    'numpy', 'setuptools>=77,<82'], check=True)
     subprocess.run([python, '-c', probe], check=True)
     return python
 
 
-def build_and_load(arch: str) -> None:
+def build_and_load(arch: str, verbose: bool) -> None:
     import torch
     from torch.utils import cpp_extension
 
@@ -80,7 +82,7 @@ def build_and_load(arch: str) -> None:
         extra_include_paths=[os.path.abspath(wheel_include)],
         build_directory=build_dir,
         is_python_module=False,
-        verbose=False)
+        verbose=verbose)
 
     missing = [op for op in OPS if not torch._C._dispatch_has_kernel_for_dispatch_key(
         f'mmseg_maskformer::{op}', 'CUDA')]
@@ -121,11 +123,12 @@ def main() -> int:
     start = time.monotonic()
     try:
         if args.inner:
-            build_and_load(args.arch)
+            build_and_load(args.arch, args.verbose)
             return 0
         os.environ.setdefault('CUDA_HOME', '/usr/local/cuda')
         python = ensure_venv(args.venv, args.torch)
-        result = subprocess.run([python, os.path.abspath(__file__), '--inner', '--arch', args.arch])
+        result = subprocess.run([python, os.path.abspath(__file__), '--inner', '--arch', args.arch] +
+                                (['--verbose'] if args.verbose else []))
         ok = result.returncode == 0
         reason = '' if ok else f' (build/load/smoke test exited {result.returncode}, see above)'
     except Exception as exc:  # reported in the one status line below

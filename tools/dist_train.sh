@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG NUM_PROCESSES [train.py options]
-# CPU-only machines: add --cfg-options env_cfg.dist_cfg.backend=gloo
+# Without CUDA the processes use gloo (see mmseg_maskformer/utils/dist.py).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}

@@ -6,6 +6,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmseg_maskformer.utils.dist import setup_cpu_distributed
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='MMSeg test (and eval) a model')
@@ -65,6 +67,7 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:

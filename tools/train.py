@@ -9,6 +9,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmseg_maskformer.utils.dist import setup_cpu_distributed
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a segmentor')
@@ -58,6 +60,7 @@ def main():
             cfg.optim_wrapper.loss_scale = 'dynamic' if args.amp_dtype == 'float16' else None
     cfg.resume = args.resume
 
+    setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

@@ -1,5 +1,9 @@
 """Write PNG panels (image | ground truth | prediction) for the first images of a test set.
 
+Semantic models: image | ground truth | prediction. Panoptic models (``pred_panoptic_seg``):
+image | ground-truth segments | predicted segments, each segment in its class colour, instances
+of a thing class in shades of it, segment borders in white.
+
 Usage: python tools/visualize.py CONFIG CHECKPOINT [--out-dir DIR] [--num N] [--device cpu]
 """
 import argparse
@@ -33,6 +37,21 @@ def colourise(label_map: np.ndarray, palette: np.ndarray, ignore_index: int = 25
     return rgb
 
 
+def colourise_segments(segment_map: np.ndarray, labels: dict, palette: np.ndarray) -> np.ndarray:
+    """(H, W) segment ids -> RGB: the class colour, shaded per instance; void black."""
+    rgb = np.zeros(segment_map.shape + (3, ), dtype=np.uint8)
+    seen = {}
+    for segment_id, label in labels.items():
+        shade = 1.0 - 0.25 * (seen.get(label, 0) % 3)
+        seen[label] = seen.get(label, 0) + 1
+        rgb[segment_map == segment_id] = (palette[label] * shade).astype(np.uint8)
+    border = np.zeros(segment_map.shape, dtype=bool)
+    border[1:] |= segment_map[1:] != segment_map[:-1]
+    border[:, 1:] |= segment_map[:, 1:] != segment_map[:, :-1]
+    rgb[border] = 255
+    return rgb
+
+
 def panel(columns, scale: int) -> Image.Image:
     gap = np.full((columns[0].shape[0], 4, 3), 255, dtype=np.uint8)
     row = np.concatenate([c for col in columns for c in (col, gap)][:-1], axis=1)
@@ -58,8 +77,15 @@ def main():
         with torch.no_grad():
             result = model.test_step(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))[0]
         image = np.ascontiguousarray(data['inputs'].numpy().transpose(1, 2, 0)[..., ::-1])  # BGR->RGB
-        gt = colourise(result.gt_sem_seg.data[0].cpu().numpy(), palette)
-        pred = colourise(result.pred_sem_seg.data[0].cpu().numpy(), palette)
+        if 'pred_panoptic_seg' in result:
+            gt_labels = dict(enumerate(result.panoptic_labels, start=1))
+            gt = colourise_segments(result.gt_panoptic_seg.data[0].cpu().numpy(), gt_labels, palette)
+            pred_labels = {s['id']: s['category_id'] for s in result.pred_segments_info}
+            pred = colourise_segments(result.pred_panoptic_seg.data[0].cpu().numpy(), pred_labels,
+                                      palette)
+        else:
+            gt = colourise(result.gt_sem_seg.data[0].cpu().numpy(), palette)
+            pred = colourise(result.pred_sem_seg.data[0].cpu().numpy(), palette)
         name = osp.splitext(osp.basename(result.img_path))[0]
         path = osp.join(args.out_dir, f'{name}.png')
         panel([image, gt, pred], args.scale).save(path)

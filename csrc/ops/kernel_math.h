@@ -133,7 +133,7 @@ C10_HOST_DEVICE inline LinearTap<T> linear_tap(int64_t dst, T scale, int64_t in_
 // Logit of a (h, w) map bilinearly resampled at one target pixel, in ATen's operation order.
 template <typename acc_t, typename scalar_t>
 C10_HOST_DEVICE inline acc_t bilinear_at(const scalar_t* map, int64_t sy, int64_t sx,
-                                        const LinearTap<acc_t>& ty, const LinearTap<acc_t>& tx) {
+                                         const LinearTap<acc_t>& ty, const LinearTap<acc_t>& tx) {
   const scalar_t* row0 = map + ty.i0 * sy;
   const scalar_t* row1 = map + ty.i1 * sy;
   return ty.l0 * (tx.l0 * static_cast<acc_t>(row0[tx.i0 * sx]) +
@@ -170,7 +170,8 @@ C10_HOST_DEVICE inline int64_t nearest_index(int64_t dst, int64_t in_size, int64
   return src < in_size - 1 ? src : in_size - 1;
 }
 
-// Matcher terms of one logit: pos = alpha (1-p)^gamma softplus(-x), neg = (1-alpha) p^gamma softplus(x).
+// Matcher terms of one logit: pos = alpha (1-p)^gamma softplus(-x), neg = (1-alpha) p^gamma
+// softplus(x).
 template <typename T>
 struct CostTerms {
   T pos, neg, p;
@@ -191,8 +192,8 @@ struct CostTerms {
 // [pos - neg; p; neg] of terms (block = Q * K).
 template <typename acc_t, typename scalar_t>
 C10_HOST_DEVICE inline void write_cost_terms(const MaskView<const scalar_t>& logits,
-                                             const FocalParams<acc_t>& fp, int64_t i,
-                                             int64_t block, acc_t* terms) {
+                                             const FocalParams<acc_t>& fp, int64_t i, int64_t block,
+                                             acc_t* terms) {
   const int64_t num_points = logits.height * logits.width;
   const int64_t q = i / num_points, k = i % num_points;
   const CostTerms<acc_t> c(static_cast<acc_t>(logits.at(q, k / logits.width, k % logits.width)),

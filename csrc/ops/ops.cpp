@@ -21,8 +21,8 @@ MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets, const ch
   TORCH_CHECK(targets.device() == logits.device(), op, ": targets are on ", targets.device(),
               " but mask_logits are on ", logits.device());
   TORCH_CHECK(!same_count || targets.size(0) == logits.size(0), op,
-              ": mask_logits and targets must hold the same number of masks, got ",
-              logits.size(0), " and ", targets.size(0));
+              ": mask_logits and targets must hold the same number of masks, got ", logits.size(0),
+              " and ", targets.size(0));
   if (logits.dim() == 2) {
     TORCH_CHECK(targets.size(1) == logits.size(1), op,
                 ": point-form targets must have as many points as mask_logits, got ",
@@ -53,8 +53,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> finish_focal_dice(const at::Tenso
                                                                  at::ScalarType acc) {
   const at::Tensor s = partials.sum(1);
   const at::Tensor focal = s.select(1, 0) / static_cast<double>(num_pixels);
-  const at::Tensor dice =
-      1 - (2 * s.select(1, 3) + eps) / (s.select(1, 1) + s.select(1, 2) + eps);
+  const at::Tensor dice = 1 - (2 * s.select(1, 3) + eps) / (s.select(1, 1) + s.select(1, 2) + eps);
   return {focal.to(acc), dice.to(acc), s.narrow(1, 1, 3).to(acc).contiguous()};
 }
 
@@ -93,15 +92,14 @@ void check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points)
   TORCH_CHECK(inputs.dim() == 4 && at::isFloatingType(inputs.scalar_type()),
               "point_sample: inputs must be a floating (N, C, H, W) tensor, got ",
               inputs.scalar_type(), " ", inputs.sizes());
-  TORCH_CHECK(points.dim() == 3 && points.size(2) == 2 &&
-                  at::isFloatingType(points.scalar_type()),
+  TORCH_CHECK(points.dim() == 3 && points.size(2) == 2 && at::isFloatingType(points.scalar_type()),
               "point_sample: points must be a floating (N, P, 2) tensor, got ",
               points.scalar_type(), " ", points.sizes());
   TORCH_CHECK(points.size(0) == inputs.size(0),
-              "point_sample: inputs and points must have the same batch size, got ",
-              inputs.size(0), " and ", points.size(0));
-  TORCH_CHECK(points.device() == inputs.device(), "point_sample: points are on ",
-              points.device(), " but inputs are on ", inputs.device());
+              "point_sample: inputs and points must have the same batch size, got ", inputs.size(0),
+              " and ", points.size(0));
+  TORCH_CHECK(points.device() == inputs.device(), "point_sample: points are on ", points.device(),
+              " but inputs are on ", inputs.device());
 }
 
 }  // namespace ops

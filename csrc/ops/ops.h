@@ -89,13 +89,15 @@ void dispatch_resize(bool resize, F&& f) {
 // the targets. (Tags rather than template lambdas keep the sources C++17.)
 template <typename Body>
 void dispatch_mask_op(const MaskArgs& args, double alpha, double gamma, Body&& body) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.logits.scalar_type(), "mask_op", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const FocalParams<acc_t> fp{static_cast<acc_t>(alpha), static_cast<acc_t>(gamma)};
-    dispatch_target_type<acc_t>(args.targets, [&](auto target) {
-      dispatch_resize(args.resize, [&](auto resize) { body(TypeTag<scalar_t>{}, target, resize, fp); });
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, args.logits.scalar_type(), "mask_op", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const FocalParams<acc_t> fp{static_cast<acc_t>(alpha), static_cast<acc_t>(gamma)};
+        dispatch_target_type<acc_t>(args.targets, [&](auto target) {
+          dispatch_resize(args.resize,
+                          [&](auto resize) { body(TypeTag<scalar_t>{}, target, resize, fp); });
+        });
+      });
 }
 
 }  // namespace ops

@@ -126,6 +126,7 @@ class HungarianMatcher:
                      generator: Optional[torch.Generator] = None):
         """:meth:`__call__` for several decoder layers, with one host transfer for all of them.
 
+        With ``num_points`` the random points are shared by all layers of an image.
         Returns a list (per layer) of lists (per image) of ``(pred_idx, gt_idx)``.
         """
         batch_size = all_cls_logits[0].shape[0]
@@ -133,12 +134,20 @@ class HungarianMatcher:
             raise ValueError(f'got {len(gt_labels)} label sets and {len(gt_masks)} mask sets for '
                              f'a batch of {batch_size} predictions')
         weights = (self.cost_class, self.cost_focal, self.cost_dice)
+        num_layers, num_queries = len(all_cls_logits), all_cls_logits[0].shape[1]
+        # One cost computation per image for all layers at once: (L·Q) predictions vs M targets.
+        per_image = []
+        for image, (labels, gts) in enumerate(zip(gt_labels, gt_masks)):
+            cls = torch.stack([layer[image] for layer in all_cls_logits]).flatten(0, 1)
+            masks = torch.stack([layer[image] for layer in all_mask_logits]).flatten(0, 1)
+            image_terms = self.cost_terms(cls, masks, labels, gts, generator)
+            per_image.append([term.view(num_layers, num_queries, len(labels)) for term in image_terms])
         terms, totals = [], []
-        for cls_logits, mask_logits in zip(all_cls_logits, all_mask_logits):
-            for cls, masks, labels, gts in zip(cls_logits, mask_logits, gt_labels, gt_masks):
-                image_terms = self.cost_terms(cls, masks, labels, gts, generator)
-                terms.append(image_terms)
-                totals.append(sum(w * t for w, t in zip(weights, image_terms)))
+        for layer in range(num_layers):
+            for image in range(batch_size):
+                layer_terms = [term[layer] for term in per_image[image]]
+                terms.append(layer_terms)
+                totals.append(sum(w * t for w, t in zip(weights, layer_terms)))
         try:
             assignment = hungarian_assignment(totals)
         except NonFiniteCostError as error:

@@ -34,6 +34,7 @@ CATEGORIES = tuple(
     dict(id=i, name=name, isthing=int(name in THING_CLASSES), color=list(color))
     for i, (name, color) in enumerate(zip(CLASSES, PALETTE)))
 SPLITS = ('train', 'val')
+_FOLDERS = ('img_dir', 'ann_dir', 'panoptic')  # images, semantic maps, panoptic PNGs
 OFFSET = 1000  # panoptic segment id = category_id * OFFSET + instance number (1-based)
 
 # Every region takes its colours from this one list, so colour alone never identifies a class.
@@ -72,6 +73,7 @@ def id2rgb(ids: np.ndarray) -> np.ndarray:
 
 
 def rgb2id(rgb: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`id2rgb`: (..., 3) RGB to int32 segment ids."""
     rgb = rgb.astype(np.int32)
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
@@ -104,7 +106,7 @@ def _texture_waves(rng, grid, size):
 
 def _texture_dots(rng, grid, size):
     u, v = _rotated(grid, rng.uniform(0, np.pi / 2))
-    spacing = rng.uniform(5, 8)
+    spacing = rng.uniform(6, 9)
     radius = spacing * rng.uniform(0.22, 0.32)
     du = (u + rng.uniform(0, spacing)) % spacing - spacing / 2
     dv = (v + rng.uniform(0, spacing)) % spacing - spacing / 2
@@ -113,19 +115,19 @@ def _texture_dots(rng, grid, size):
 
 def _texture_checks(rng, grid, size):
     u, v = _rotated(grid, rng.uniform(0, np.pi / 2))
-    cell = rng.uniform(3, 6)
+    cell = rng.uniform(4, 7)
     return ((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(np.float32)
 
 
 def _texture_stripes(rng, grid, size):
     u, _ = _rotated(grid, rng.uniform(0, np.pi))
-    period = rng.uniform(4, 8)
+    period = rng.uniform(6, 10)
     return ((u / period + rng.uniform(0, 1)) % 1 < 0.5).astype(np.float32)
 
 
 def _texture_speckle(rng, grid, size):
     # Blocky two-colour noise: fine grain, no orientation, unlike stripes, checks or dots.
-    block = int(rng.integers(1, 3))
+    block = int(rng.integers(2, 4))
     cells = -(-size // block)
     coarse = rng.random((cells, cells)) < 0.5
     return np.kron(coarse, np.ones((block, block)))[:size, :size].astype(np.float32)
@@ -156,7 +158,7 @@ def _draw_outline(draw: ImageDraw.ImageDraw, name: str, rng: np.random.Generator
                   cy: float, radius: float) -> None:
     rot = rng.uniform(0, 2 * np.pi)
     if name == 'circle':
-        r = 0.85 * radius  # matches the area of the other shapes of the same radius
+        r = 0.85 * radius  # roughly the area of the other outlines of the same radius
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
     elif name == 'rectangle':
         aspect = rng.uniform(0.5, 1.0)
@@ -176,7 +178,7 @@ def _draw_outline(draw: ImageDraw.ImageDraw, name: str, rng: np.random.Generator
 
 
 def _shape_mask(name: str, rng: np.random.Generator, size: int) -> np.ndarray:
-    radius = size * rng.uniform(0.09, 0.2)
+    radius = size * rng.uniform(0.11, 0.22)
     cx, cy = rng.uniform(0, size, size=2)
     canvas = Image.new('L', (size, size), 0)
     _draw_outline(ImageDraw.Draw(canvas), name, rng, cx, cy, radius)
@@ -246,14 +248,6 @@ def render_sample(index: int, split: str = 'train', size: int = 128, seed: int =
                   segments_info)
 
 
-def _file_name(index: int) -> str:
-    return f'{index:05d}.png'
-
-
-def _params(num_train: int, num_val: int, size: int, seed: int) -> dict:
-    return dict(version=VERSION, num_train=num_train, num_val=num_val, size=size, seed=seed)
-
-
 def _is_complete(root: Path, params: dict) -> bool:
     try:
         meta = json.loads((root / 'meta.json').read_text())
@@ -263,9 +257,9 @@ def _is_complete(root: Path, params: dict) -> bool:
         return False
     for split in SPLITS:
         expected = params[f'num_{split}']
-        for folder in (root / 'img_dir' / split, root / 'ann_dir' / split,
-                       root / 'panoptic' / split):
-            if not folder.is_dir() or len(os.listdir(folder)) != expected:
+        for folder in _FOLDERS:
+            path = root / folder / split
+            if not path.is_dir() or len(os.listdir(path)) != expected:
                 return False
         if not (root / f'panoptic_{split}.json').is_file():
             return False
@@ -295,8 +289,10 @@ def generate_shapes_dataset(root: Union[str, os.PathLike], num_train: int = 600,
         raise ValueError(f'split sizes must be >= 0, got {num_train} and {num_val}')
     if size < 16:
         raise ValueError(f'size must be at least 16 pixels, got {size}')
+    if seed < 0:
+        raise ValueError(f'seed must be >= 0, got {seed}')
     root = Path(root)
-    params = _params(num_train, num_val, size, seed)
+    params = dict(version=VERSION, num_train=num_train, num_val=num_val, size=size, seed=seed)
     if not force and _is_complete(root, params):
         return False
 
@@ -304,17 +300,17 @@ def generate_shapes_dataset(root: Union[str, os.PathLike], num_train: int = 600,
     (root / 'meta.json').unlink(missing_ok=True)
     for split in SPLITS:
         (root / f'panoptic_{split}.json').unlink(missing_ok=True)
-    for folder in ('img_dir', 'ann_dir', 'panoptic'):
+    for folder in _FOLDERS:
         shutil.rmtree(root / folder, ignore_errors=True)
 
     for split in SPLITS:
-        dirs = [root / folder / split for folder in ('img_dir', 'ann_dir', 'panoptic')]
+        dirs = [root / folder / split for folder in _FOLDERS]
         for d in dirs:
             d.mkdir(parents=True)
         images, annotations = [], []
         for index in range(params[f'num_{split}']):
             sample = render_sample(index, split, size, seed)
-            name = _file_name(index)
+            name = f'{index:05d}.png'
             _save_png(sample.image, dirs[0] / name)
             _save_png(sample.semantic, dirs[1] / name)
             _save_png(id2rgb(sample.panoptic), dirs[2] / name)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, SampleList
 
-from ..core import SetCriterion, semantic_inference, semantic_to_segments
+from ..core import SetCriterion, panoptic_inference, semantic_inference, semantic_to_segments
 from ..registry import MODELS, SCOPE, TASK_UTILS
 from .transformer import DetrTransformerDecoder, SinePositionalEncoding
 
@@ -56,7 +56,11 @@ class MaskFormerHead(BaseModule):
             matching on shared random points (Mask2Former style); used by both.
         deep_supervision: also apply the losses to the intermediate decoder outputs.
         ignore_index: label of ignored / padded ground-truth pixels (negative in every mask).
-        test_cfg: ``dict(mode='semantic')``.
+        test_cfg: ``dict(mode='semantic')`` (soft semantic sum, SPEC §1.4) or
+            ``dict(mode='panoptic', object_mask_threshold=0.8, overlap_threshold=0.8,
+            thing_classes=None)``; ``thing_classes=None`` takes the ``thing_labels`` that
+            :class:`~mmseg_maskformer.datasets.CocoPanopticSegDataset` puts in every sample.
+            Panoptic output needs the ``mmseg_maskformer.MaskFormerSegmentor``.
     """
 
     def __init__(self,
@@ -94,6 +98,9 @@ class MaskFormerHead(BaseModule):
         self.align_corners = align_corners
         self.deep_supervision = deep_supervision
         self.test_cfg = dict(test_cfg or {})
+        if self.test_cfg.get('mode', 'semantic') not in ('semantic', 'panoptic'):
+            raise ValueError(f"test_cfg.mode must be 'semantic' or 'panoptic', got "
+                             f"{self.test_cfg['mode']!r}")
 
         # _scope_ makes plain names (type='BasePixelDecoder') resolve in this package's registries
         # first, then in mmseg's; scoped names ('mmdet.X') still work.
@@ -154,7 +161,10 @@ class MaskFormerHead(BaseModule):
 
     def segments_from_samples(self, batch_data_samples: SampleList
                               ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Training targets per image: from ``gt_panoptic_seg`` (one mask per thing instance and
+        per stuff class) when the sample has it, else one mask per class of ``gt_sem_seg``."""
         segments = [
+            panoptic_segments(sample, self.num_classes) if 'gt_panoptic_seg' in sample else
             semantic_to_segments(sample.gt_sem_seg.data, self.num_classes, self.ignore_index)
             for sample in batch_data_samples
         ]
@@ -164,10 +174,52 @@ class MaskFormerHead(BaseModule):
                 test_cfg: ConfigType = None) -> torch.Tensor:
         """Semantic scores (B, K, H, W) at the network-input size (SPEC §1.4)."""
         all_cls_logits, all_mask_logits = self(inputs)
-        mask_logits = all_mask_logits[-1]
+        return self.semantic_scores(all_cls_logits[-1], all_mask_logits[-1], batch_img_metas)
+
+    def semantic_scores(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                        batch_img_metas: List[dict]) -> torch.Tensor:
         size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
         mask_logits = F.interpolate(mask_logits, size=size, mode='bilinear', align_corners=False)
-        return semantic_inference(all_cls_logits[-1], mask_logits)
+        return semantic_inference(cls_logits, mask_logits)
+
+    def panoptic_results(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                         batch_img_metas: List[dict]) -> List[Tuple[torch.Tensor, List[dict]]]:
+        """Per image ``(panoptic_seg, segments_info)`` at the original image size: mask logits
+        upsampled to the network input, batch padding cropped, resized to ``ori_shape``."""
+        cfg = self.test_cfg
+        size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
+        results = []
+        for cls, masks, meta in zip(cls_logits, mask_logits, batch_img_metas):
+            masks = F.interpolate(masks[None], size=size, mode='bilinear', align_corners=False)
+            height, width = meta['img_shape'][:2]
+            masks = F.interpolate(masks[..., :height, :width], size=meta['ori_shape'][:2],
+                                  mode='bilinear', align_corners=False)[0]
+            if meta.get('flip', False):
+                masks = masks.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+            thing_classes = cfg.get('thing_classes')
+            if thing_classes is None:
+                thing_classes = meta.get('thing_labels', ())
+            results.append(panoptic_inference(
+                cls, masks, cfg.get('object_mask_threshold', 0.8),
+                cfg.get('overlap_threshold', 0.8), thing_classes))
+        return results
+
+
+def panoptic_segments(sample, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(labels, masks) of the non-crowd segments of a sample's ``gt_panoptic_seg``, padded (as
+    void) to the batch-padded size of its ``gt_sem_seg``."""
+    index_map = sample.gt_panoptic_seg.data[0]
+    height, width = sample.gt_sem_seg.data.shape[-2:]
+    index_map = F.pad(index_map, (0, width - index_map.shape[1], 0, height - index_map.shape[0]))
+    labels = torch.as_tensor(sample.metainfo['panoptic_labels'], dtype=torch.long,
+                             device=index_map.device)
+    masks = index_map[None] == torch.arange(1, len(labels) + 1, device=index_map.device)[:, None, None]
+    present = masks.flatten(1).any(1)  # crops can remove segments
+    labels, masks = labels[present], masks[present]
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.numel():
+        raise ValueError(f'label {int(bad[0])} out of range: the head has {num_classes} classes')
+    return labels, masks
 
 
 def network_input_size(img_meta: dict, mask_size: Sequence[int]) -> Tuple[int, int]:

@@ -19,10 +19,10 @@ _warned = set()
 def _backend(device: torch.device) -> ModuleType:
     if device.type in SUPPORTED_DEVICES:
         return fused
-    if device.type not in _warned:
-        _warned.add(device.type)
-        reason = (f'the compiled extension was not found ({LOAD_ERROR})' if LOAD_ERROR else
-                  f'the compiled extension has no {device.type} kernels')
+    reason = (f'the compiled extension is not available ({LOAD_ERROR})' if LOAD_ERROR else
+              f'the compiled extension has no {device.type} kernels')
+    if reason not in _warned:
+        _warned.add(reason)
         warnings.warn(f'mmseg_maskformer.ops: {reason}; using the pure-PyTorch reference ops, '
                       f'which are slower and keep full-resolution tensors for backward. To build '
                       f'the extension, {BUILD_HINT}.', RuntimeWarning, stacklevel=3)

@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +171,16 @@ def test_mmseg_dataset_builds(shapes_root):
     assert tuple(seg.shape) == (1, size, size)
     np.testing.assert_array_equal(seg[0].numpy(),
                                   _load(shapes_root, 'ann_dir', 'val', '00001.png'))
+
+
+def test_generator_imports_without_openmmlab(tmp_path):
+    # Blocking the OpenMMLab packages stands in for an environment that lacks them.
+    code = ('import sys\n'
+            'for name in ("mmseg", "mmcv", "mmengine"):\n'
+            '    sys.modules[name] = None\n'
+            'from mmseg_maskformer.datasets import generate_shapes_dataset\n'
+            f'assert generate_shapes_dataset({str(tmp_path)!r}, num_train=1, num_val=1, size=32)\n'
+            'assert "torch" not in sys.modules\n')
+    repo_root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, '-c', code], cwd=repo_root, check=True)
+    assert (tmp_path / 'meta.json').is_file()

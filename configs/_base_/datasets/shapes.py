@@ -2,7 +2,6 @@
 # 128×128 images, 6 classes (2 stuff, 4 things).
 dataset_type = 'ShapesDataset'
 data_root = 'data/shapes'
-crop_size = (128, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

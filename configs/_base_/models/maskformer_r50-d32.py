@@ -4,10 +4,9 @@
 custom_imports = dict(imports=['mmseg_maskformer.models', 'mmseg_maskformer.datasets'],
                       allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-crop_size = (512, 512)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
-    size=crop_size,
+    size=(512, 512),
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,

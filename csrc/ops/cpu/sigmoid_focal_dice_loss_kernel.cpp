@@ -1,6 +1,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "../ops.h"
@@ -25,11 +26,11 @@ void loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp, at::Tensor
   const auto targets = mask_view<const target_t>(args.targets);
   const int64_t height = targets.height, width = targets.width;
   std::vector<LinearTap<acc_t>> rows, cols;
-  if (kResize) {
+  if constexpr (kResize) {
     rows = linear_taps<acc_t>(logits.height, height);
     cols = linear_taps<acc_t>(logits.width, width);
   }
-  double* out = partials.data_ptr<double>();
+  double* out = partials.mutable_data_ptr<double>();
   at::parallel_for(0, args.logits.size(0), 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       double focal = 0, sum_p = 0, sum_t = 0, sum_pt = 0;
@@ -73,8 +74,10 @@ at::Tensor loss_backward(const MaskArgs& args, const FocalParams<acc_t>& fp,
   // Low-resolution accumulator in acc_t when resizing; otherwise gradients are written once.
   at::Tensor grad = kResize ? at::zeros({num_masks, h, w}, args.logits.options().dtype(args.acc))
                             : at::empty({num_masks, h, w}, args.logits.options());
+  auto* grad_data =
+      static_cast<std::conditional_t<kResize, acc_t, scalar_t>*>(grad.mutable_data_ptr());
   std::vector<LinearTap<acc_t>> rows, cols;
-  if (kResize) {
+  if constexpr (kResize) {
     rows = linear_taps<acc_t>(h, height);
     cols = linear_taps<acc_t>(w, width);
   }
@@ -88,23 +91,22 @@ at::Tensor loss_backward(const MaskArgs& args, const FocalParams<acc_t>& fp,
           for (int64_t x = 0; x < width; ++x) {
             const LinearTap<acc_t>& tx = cols[x];
             const acc_t logit = bilinear_at(logits.mask(n), logits.sy, logits.sx, rows[y], tx);
-            const acc_t g =
-                focal_dice_grad(logit, static_cast<acc_t>(targets.at(n, y, x)), fp, c);
+            const acc_t g = focal_dice_grad(logit, static_cast<acc_t>(targets.at(n, y, x)), fp, c);
             row_grad[tx.i0] += tx.l0 * g;
             row_grad[tx.i1] += tx.l1 * g;
           }
-          acc_t* out = grad.mutable_data_ptr<acc_t>() + n * h * w;
+          acc_t* out = grad_data + n * h * w;
           const LinearTap<acc_t>& ty = rows[y];
           for (int64_t j = 0; j < w; ++j) {
             out[ty.i0 * w + j] += ty.l0 * row_grad[j];
             out[ty.i1 * w + j] += ty.l1 * row_grad[j];
           }
         } else {
-          scalar_t* out = grad.mutable_data_ptr<scalar_t>() + (n * h + y) * w;
+          scalar_t* out = grad_data + (n * h + y) * w;
           for (int64_t x = 0; x < width; ++x) {
-            out[x] = static_cast<scalar_t>(focal_dice_grad(
-                static_cast<acc_t>(logits.at(n, y, x)), static_cast<acc_t>(targets.at(n, y, x)),
-                fp, c));
+            out[x] = static_cast<scalar_t>(focal_dice_grad(static_cast<acc_t>(logits.at(n, y, x)),
+                                                           static_cast<acc_t>(targets.at(n, y, x)),
+                                                           fp, c));
           }
         }
       }

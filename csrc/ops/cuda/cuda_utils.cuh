@@ -18,13 +18,13 @@ constexpr int kThreads = 256;
 inline unsigned int grid_size(int64_t n) {
   const int64_t max_blocks =
       static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 32;
-  return static_cast<unsigned int>(std::max<int64_t>(1, std::min((n + kThreads - 1) / kThreads,
-                                                                  max_blocks)));
+  return static_cast<unsigned int>(
+      std::max<int64_t>(1, std::min((n + kThreads - 1) / kThreads, max_blocks)));
 }
 
 // 64-bit grid-stride loop.
-#define MMSEG_CUDA_KERNEL_LOOP(i, n)                                                          \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);     \
+#define MMSEG_CUDA_KERNEL_LOOP(i, n)                                                     \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 template <typename T>

@@ -1,5 +1,6 @@
-#include <ATen/cuda/Atomic.cuh>
 #include <torch/library.h>
+
+#include <ATen/cuda/Atomic.cuh>
 
 #include "../ops.h"
 #include "cuda_utils.cuh"
@@ -29,9 +30,9 @@ __global__ void point_sample_kernel(const scalar_t* inputs, int64_t sn, int64_t 
 template <typename scalar_t, typename acc_t>
 __global__ void point_sample_backward_kernel(const scalar_t* grad_output, int64_t gn, int64_t gc,
                                              int64_t gp, int64_t channels, int64_t height,
-                                             int64_t width, const acc_t* points,
-                                             int64_t num_points, bool align_corners,
-                                             scalar_t* grad_input, int64_t total) {
+                                             int64_t width, const acc_t* points, int64_t num_points,
+                                             bool align_corners, scalar_t* grad_input,
+                                             int64_t total) {
   MMSEG_CUDA_KERNEL_LOOP(i, total) {
     const int64_t p = i % num_points, n = i / (channels * num_points);
     const int64_t c = i / num_points % channels;

@@ -15,8 +15,8 @@ constexpr int64_t kPixelsPerBlock = kThreads * 16;
 
 template <typename scalar_t, typename acc_t, typename target_t, bool kResize>
 __global__ void loss_forward_kernel(MaskView<const scalar_t> logits,
-                                    MaskView<const target_t> targets, acc_t scale_y,
-                                    acc_t scale_x, FocalParams<acc_t> fp, int64_t blocks_per_mask,
+                                    MaskView<const target_t> targets, acc_t scale_y, acc_t scale_x,
+                                    FocalParams<acc_t> fp, int64_t blocks_per_mask,
                                     acc_t* partials) {
   const int64_t n = blockIdx.x / blocks_per_mask;
   const int64_t begin = (blockIdx.x % blocks_per_mask) * kPixelsPerBlock;
@@ -27,9 +27,9 @@ __global__ void loss_forward_kernel(MaskView<const scalar_t> logits,
     const int64_t y = i / targets.width, x = i % targets.width;
     acc_t logit;
     if constexpr (kResize) {
-      logit = bilinear_at(logits.mask(n), logits.sy, logits.sx,
-                          linear_tap(y, scale_y, logits.height),
-                          linear_tap(x, scale_x, logits.width));
+      logit =
+          bilinear_at(logits.mask(n), logits.sy, logits.sx, linear_tap(y, scale_y, logits.height),
+                      linear_tap(x, scale_x, logits.width));
     } else {
       logit = static_cast<acc_t>(logits.at(n, y, x));
     }
@@ -88,8 +88,7 @@ __global__ void loss_backward_resize_kernel(MaskView<const scalar_t> logits,
         const acc_t wx = tap_weight(tx, j);
         if (wx == 0) continue;
         const acc_t logit = bilinear_at(logits.mask(n), logits.sy, logits.sx, ty, tx);
-        sum += wy * wx *
-               focal_dice_grad(logit, static_cast<acc_t>(targets.at(n, y, x)), fp, c);
+        sum += wy * wx * focal_dice_grad(logit, static_cast<acc_t>(targets.at(n, y, x)), fp, c);
       }
     }
     grad[idx] = static_cast<scalar_t>(sum);
@@ -109,19 +108,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sigmoid_focal_dice_loss_cuda(
   at::Tensor partials =
       at::empty({num_masks, blocks_per_mask, 4}, mask_logits.options().dtype(args.acc));
   if (num_masks > 0) {
-    dispatch_mask_op(args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
-      using scalar_t = typename decltype(scalar)::type;
-      using target_t = typename decltype(target)::type;
-      using acc_t = typename std::decay_t<decltype(fp)>::value_type;
-      const auto logits = mask_view<const scalar_t>(args.logits);
-      const auto gt = mask_view<const target_t>(args.targets);
-      loss_forward_kernel<scalar_t, acc_t, target_t, decltype(resize)::value>
-          <<<num_masks * blocks_per_mask, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-              logits, gt, linear_scale<acc_t>(logits.height, gt.height),
-              linear_scale<acc_t>(logits.width, gt.width), fp, blocks_per_mask,
-              partials.mutable_data_ptr<acc_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+    dispatch_mask_op(
+        args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
+          using scalar_t = typename decltype(scalar)::type;
+          using target_t = typename decltype(target)::type;
+          using acc_t = typename std::decay_t<decltype(fp)>::value_type;
+          const auto logits = mask_view<const scalar_t>(args.logits);
+          const auto gt = mask_view<const target_t>(args.targets);
+          loss_forward_kernel<scalar_t, acc_t, target_t, decltype(resize)::value>
+              <<<num_masks * blocks_per_mask, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+                  logits, gt, linear_scale<acc_t>(logits.height, gt.height),
+                  linear_scale<acc_t>(logits.width, gt.width), fp, blocks_per_mask,
+                  partials.mutable_data_ptr<acc_t>());
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
   }
   return finish_focal_dice(partials, num_pixels, eps, args.acc);
 }
@@ -139,26 +139,28 @@ at::Tensor sigmoid_focal_dice_loss_backward_cuda(const at::Tensor& grad_focal,
   at::Tensor grad = at::empty(args.logits.sizes(), mask_logits.options());
   const int64_t total = grad.numel();
   if (total > 0) {
-    dispatch_mask_op(args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
-      using scalar_t = typename decltype(scalar)::type;
-      using target_t = typename decltype(target)::type;
-      using acc_t = typename std::decay_t<decltype(fp)>::value_type;
-      const auto logits = mask_view<const scalar_t>(args.logits);
-      const auto gt = mask_view<const target_t>(args.targets);
-      const auto stream = at::cuda::getCurrentCUDAStream();
-      if constexpr (decltype(resize)::value) {
-        loss_backward_resize_kernel<scalar_t, acc_t, target_t>
-            <<<grid_size(total), kThreads, 0, stream>>>(
-                logits, gt, linear_scale<acc_t>(logits.height, gt.height),
-                linear_scale<acc_t>(logits.width, gt.width), fp,
-                coefficients.const_data_ptr<acc_t>(), grad.mutable_data_ptr<scalar_t>(), total);
-      } else {
-        loss_backward_kernel<scalar_t, acc_t, target_t><<<grid_size(total), kThreads, 0, stream>>>(
-            logits, gt, fp, coefficients.const_data_ptr<acc_t>(), grad.mutable_data_ptr<scalar_t>(),
-            total);
-      }
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+    dispatch_mask_op(
+        args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
+          using scalar_t = typename decltype(scalar)::type;
+          using target_t = typename decltype(target)::type;
+          using acc_t = typename std::decay_t<decltype(fp)>::value_type;
+          const auto logits = mask_view<const scalar_t>(args.logits);
+          const auto gt = mask_view<const target_t>(args.targets);
+          const auto stream = at::cuda::getCurrentCUDAStream();
+          if constexpr (decltype(resize)::value) {
+            loss_backward_resize_kernel<scalar_t, acc_t, target_t>
+                <<<grid_size(total), kThreads, 0, stream>>>(
+                    logits, gt, linear_scale<acc_t>(logits.height, gt.height),
+                    linear_scale<acc_t>(logits.width, gt.width), fp,
+                    coefficients.const_data_ptr<acc_t>(), grad.mutable_data_ptr<scalar_t>(), total);
+          } else {
+            loss_backward_kernel<scalar_t, acc_t, target_t>
+                <<<grid_size(total), kThreads, 0, stream>>>(
+                    logits, gt, fp, coefficients.const_data_ptr<acc_t>(),
+                    grad.mutable_data_ptr<scalar_t>(), total);
+          }
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
   }
   return grad.view(mask_logits.sizes());
 }

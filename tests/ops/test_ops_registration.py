@@ -10,6 +10,9 @@ import torch
 from mmseg_maskformer import ops
 from mmseg_maskformer.ops import _extension, reference
 
+# opcheck's internals use a deprecated torch.jit API.
+pytestmark = pytest.mark.filterwarnings('ignore:.*torch.jit.script_method.*:DeprecationWarning')
+
 REQUIRE_EXTENSION = os.environ.get('MMSEG_MASKFORMER_REQUIRE_EXTENSION', '0') == '1'
 
 
@@ -125,7 +128,9 @@ def test_fallback_without_extension():
         else:
             raise AssertionError('fused ops ran without the extension')
     """)
-    env = dict(os.environ, MMSEG_MASKFORMER_NO_EXTENSION='1')
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    python_path = os.pathsep.join(filter(None, [repo_root, os.environ.get('PYTHONPATH')]))
+    env = dict(os.environ, MMSEG_MASKFORMER_NO_EXTENSION='1', PYTHONPATH=python_path)
     result = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
