@@ -2,7 +2,7 @@
 # make test  — set up, then run the test suite
 PYTHON := .venv/bin/python
 
-.PHONY: setup demo demo-baseline test test-all check-cuda benchmark clean
+.PHONY: setup demo demo-baseline demo-panoptic test check-cuda benchmark clean
 
 setup:
 	bash tools/setup_env.sh
@@ -13,8 +13,11 @@ demo: setup
 demo-baseline: setup
 	bash tools/demo.sh configs/fcn/fcn_r18-tiny-d8_1xb8-2k_shapes-128x128.py work_dirs/demo-fcn
 
+demo-panoptic: setup
+	bash tools/demo.sh configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py work_dirs/demo-panoptic
+
 test: setup
-	$(PYTHON) -m pytest tests -q
+	MMSEG_MASKFORMER_REQUIRE_EXTENSION=1 $(PYTHON) -m pytest tests -q
 
 check-cuda:
 	$(PYTHON) tools/check_cuda_build.py

@@ -128,7 +128,7 @@ def loss_op_case(impl, num_masks, device):
             up = torch.nn.functional.interpolate(logits[:, None], size=(HIGH, HIGH),
                                                  mode='bilinear', align_corners=False)[:, 0]
             x = up.reshape(-1, 1)
-            t = (1 - targets).reshape(-1)  # mmdet's class-index convention
+            t = (1 - targets.long()).reshape(-1)  # mmdet's class-index convention
             loss = focal(x, t, avg_factor=num_masks * HIGH * HIGH) + dice(up, targets, avg_factor=num_masks)
             loss.backward()
         return step

@@ -9,6 +9,7 @@ from mmseg.utils import ConfigType, SampleList
 
 from ..core import SetCriterion, panoptic_inference, semantic_inference, semantic_to_segments
 from ..registry import MODELS, SCOPE, TASK_UTILS
+from .pixel_decoder import c2_xavier_fill
 from .transformer import DetrTransformerDecoder, SinePositionalEncoding
 
 
@@ -132,8 +133,7 @@ class MaskFormerHead(BaseModule):
         self.pixel_decoder.init_weights()
         self.transformer_decoder.init_weights()
         if isinstance(self.input_proj, nn.Conv2d):
-            nn.init.kaiming_uniform_(self.input_proj.weight, a=1)
-            nn.init.zeros_(self.input_proj.bias)
+            c2_xavier_fill(self.input_proj)
 
     def forward(self, inputs: Sequence[torch.Tensor],
                 batch_data_samples: Optional[SampleList] = None) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -73,10 +73,15 @@ class BasePixelDecoder(BaseModule):
             y = self.output_convs[level](y)
         return self.mask_feature(y)
 
+    def _top_level(self, coarsest: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(FPN output of the coarsest level, transformer memory)."""
+        return self.last_feat_conv(coarsest), coarsest
+
     def forward(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         if len(feats) != self.num_levels:
             raise ValueError(f'pixel decoder built for {self.num_levels} levels got {len(feats)}')
-        return self._fpn(feats, self.last_feat_conv(feats[-1])), feats[-1]
+        top, memory = self._top_level(feats[-1])
+        return self._fpn(feats, top), memory
 
 
 @MODELS.register_module()
@@ -115,12 +120,10 @@ class TransformerEncoderPixelDecoder(BasePixelDecoder):
         super().init_weights()
         self.encoder.init_weights()
 
-    def forward(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-        if len(feats) != self.num_levels:
-            raise ValueError(f'pixel decoder built for {self.num_levels} levels got {len(feats)}')
-        x = self.input_proj(feats[-1])
+    def _top_level(self, coarsest: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self.input_proj(coarsest)
         batch, channels, height, width = x.shape
         pos = self.positional_encoding(x).flatten(2).transpose(1, 2)
         memory = self.encoder(x.flatten(2).transpose(1, 2), pos)
         memory = memory.transpose(1, 2).reshape(batch, channels, height, width)
-        return self._fpn(feats, self.last_feat_conv(memory)), memory
+        return self.last_feat_conv(memory), memory

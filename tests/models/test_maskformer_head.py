@@ -1,10 +1,11 @@
 import pytest
 import torch
 from mmdet.models.layers import PixelDecoder as MMDetPixelDecoder
+from mmdet.models.layers import TransformerEncoderPixelDecoder as MMDetEncoderPixelDecoder
 from mmseg.registry import MODELS, TASK_UTILS
 
 from mmseg_maskformer.core import HungarianMatcher, semantic_inference
-from mmseg_maskformer.models import BasePixelDecoder, MaskFormerHead
+from mmseg_maskformer.models import BasePixelDecoder, MaskFormerHead, TransformerEncoderPixelDecoder
 from mmseg_maskformer.models.maskformer_head import network_input_size
 
 from head_testing import NUM_CLASSES, random_feats, sample_with_gt, tiny_head_cfg
@@ -100,3 +101,49 @@ def test_pixel_decoder_equals_mmdet_pixel_decoder():
     mask_theirs, memory_theirs = theirs(feats, None)
     torch.testing.assert_close(mask_ours, mask_theirs)
     torch.testing.assert_close(memory_ours, memory_theirs)
+
+
+def _mmdet_encoder_key(key: str) -> str:
+    """Our parameter name -> mmdet's TransformerEncoderPixelDecoder's."""
+    renames = (('input_proj.', 'encoder_in_proj.'), ('last_feat_conv.', 'encoder_out_proj.'),
+               ('self_attn.', 'self_attn.attn.'), ('ffn.linear1.', 'ffn.layers.0.0.'),
+               ('ffn.linear2.', 'ffn.layers.1.'), ('norm1.', 'norms.0.'), ('norm2.', 'norms.1.'))
+    for ours, theirs in renames:
+        key = key.replace(ours, theirs)
+    return key
+
+
+def test_encoder_pixel_decoder_equals_mmdet():
+    ours = TransformerEncoderPixelDecoder([8, 16, 32, 64], feat_channels=32, out_channels=24,
+                                          norm_cfg=dict(type='GN', num_groups=8),
+                                          num_encoder_layers=2, num_heads=4,
+                                          feedforward_channels=64, dropout=0.0)
+    ours.init_weights()
+    theirs = MMDetEncoderPixelDecoder(
+        [8, 16, 32, 64], feat_channels=32, out_channels=24, norm_cfg=dict(type='GN', num_groups=8),
+        encoder=dict(num_layers=2, layer_cfg=dict(
+            self_attn_cfg=dict(embed_dims=32, num_heads=4, dropout=0.0, batch_first=True),
+            ffn_cfg=dict(embed_dims=32, feedforward_channels=64, num_fcs=2, ffn_drop=0.0))),
+        positional_encoding=dict(num_feats=16, normalize=True))
+    theirs.load_state_dict({_mmdet_encoder_key(k): v for k, v in ours.state_dict().items()},
+                           strict=True)
+    ours.eval(), theirs.eval()
+    feats = random_feats(batch=2)
+    metas = [dict(batch_input_shape=(64, 64), img_shape=(64, 64))] * 2
+    with torch.no_grad():
+        mask_ours, memory_ours = ours(feats)
+        mask_theirs, memory_theirs = theirs(feats, metas)
+    torch.testing.assert_close(memory_ours, memory_theirs)
+    torch.testing.assert_close(mask_ours, mask_theirs)
+    assert memory_ours.shape == (2, 32, 2, 2)
+
+
+def test_head_with_encoder_pixel_decoder_projects_nothing():
+    head = build_head(pixel_decoder=dict(type='TransformerEncoderPixelDecoder', feat_channels=32,
+                                         norm_cfg=dict(type='GN', num_groups=8),
+                                         num_encoder_layers=1, num_heads=4,
+                                         feedforward_channels=64))
+    # The encoder output already has the decoder's width (32): no 1×1 projection.
+    assert isinstance(head.input_proj, torch.nn.Identity)
+    cls_logits, mask_logits = head(random_feats())
+    assert cls_logits.shape == (3, 2, 7, NUM_CLASSES + 1) and mask_logits.shape[-2:] == (16, 16)
