@@ -5,6 +5,7 @@ image | ground-truth segments | predicted segments, each segment in its class co
 of a thing class in shades of it, segment borders in white.
 
 Usage: python tools/visualize.py CONFIG CHECKPOINT [--out-dir DIR] [--num N] [--device cpu]
+       [--cfg-options k=v ...]
 """
 import argparse
 import os
@@ -12,7 +13,7 @@ import os.path as osp
 
 import numpy as np
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from PIL import Image
@@ -26,6 +27,8 @@ def parse_args():
     parser.add_argument('--num', type=int, default=6, help='number of test images')
     parser.add_argument('--scale', type=int, default=2, help='integer zoom of each panel')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs (mmseg syntax)')
     return parser.parse_args()
 
 
@@ -64,6 +67,8 @@ def main():
     from mmseg.registry import DATASETS, MODELS
 
     cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     model = MODELS.build(cfg.model)

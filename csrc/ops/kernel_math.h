@@ -1,4 +1,9 @@
 // Per-element math shared by the CPU and CUDA kernels, so both devices compute the same thing.
+// The element math (FocalParams, SigmoidTerms, FocalTerm, focal_dice_grad, CostTerms) is generic
+// in its value type: a float or double, or on the CPU an at::vec::Vectorized of them, which then
+// computes a vector of elements with the same formulas. It is forced inline: instantiated for
+// vectors, it must become part of its caller, which is compiled for AVX2 (cpu/vectorized.h);
+// an out-of-line copy would be compiled for the baseline ISA and pass vectors with another ABI.
 #pragma once
 
 #include <c10/macros/Macros.h>
@@ -21,6 +26,43 @@ C10_HOST_DEVICE inline float m_floor(float x) { return floorf(x); }
 C10_HOST_DEVICE inline double m_floor(double x) { return floor(x); }
 C10_HOST_DEVICE inline float m_abs(float x) { return fabsf(x); }
 C10_HOST_DEVICE inline double m_abs(double x) { return fabs(x); }
+// Branch-free choice: for vectors, cond is a lane mask such as (x >= 0).
+template <typename T>
+C10_HOST_DEVICE C10_ALWAYS_INLINE T m_select(bool cond, T a, T b) {
+  return cond ? a : b;
+}
+
+// The same for vector types (at::vec::Vectorized, host only). Declared here, before the generic
+// math below, because unqualified calls in templates only see earlier declarations and
+// at::vec's namespace. SFINAE keeps them out of overload resolution for scalars.
+template <typename V>
+C10_ALWAYS_INLINE auto m_exp(const V& x) -> decltype(x.exp()) {
+  return x.exp();
+}
+template <typename V>
+C10_ALWAYS_INLINE auto m_log1p(const V& x) -> decltype(x.log1p()) {
+  return x.log1p();
+}
+template <typename V>
+C10_ALWAYS_INLINE auto m_pow(const V& x, const V& y) -> decltype(x.pow(y)) {
+  return x.pow(y);
+}
+template <typename V>
+C10_ALWAYS_INLINE auto m_abs(const V& x) -> decltype(x.abs()) {
+  return x.abs();
+}
+template <typename V>
+C10_ALWAYS_INLINE auto m_select(const V& cond, const V& a, const V& b)
+    -> decltype(V::blendv(b, a, cond)) {
+  return V::blendv(b, a, cond);
+}
+
+// log1p on [0, 1], all that SigmoidTerms needs: a value type may specialise it with something
+// cheaper than a full-range log1p (cpu/vectorized.h does for float vectors).
+template <typename T>
+C10_HOST_DEVICE C10_ALWAYS_INLINE T m_log1p_unit(const T& x) {
+  return m_log1p(x);
+}
 
 // Strided (N, H, W) view: kernels index inputs in place, whatever their layout.
 template <typename T>
@@ -34,7 +76,8 @@ struct MaskView {
   }
 };
 
-// Focal-loss hyper-parameters as the kernels use them.
+// Focal-loss hyper-parameters as the kernels use them, applied to values of type V (T or a
+// vector of T).
 template <typename T>
 struct FocalParams {
   using value_type = T;
@@ -42,11 +85,24 @@ struct FocalParams {
   T gamma;
 
   // alpha < 0 disables the class-balance weight.
-  C10_HOST_DEVICE T alpha_t(T t) const {
-    return alpha >= 0 ? alpha * t + (1 - alpha) * (1 - t) : T(1);
+  template <typename V>
+  C10_HOST_DEVICE C10_ALWAYS_INLINE V alpha_t(const V& t) const {
+    return alpha >= 0 ? V(alpha) * t + V(1 - alpha) * (V(1) - t) : V(1);
   }
   // gamma == 2 is the default everywhere; a multiply is much cheaper than pow.
-  C10_HOST_DEVICE T modulate(T q) const { return gamma == T(2) ? q * q : m_pow(q, gamma); }
+  template <typename V>
+  C10_HOST_DEVICE C10_ALWAYS_INLINE V modulate(const V& q) const {
+    return gamma == T(2) ? q * q : m_pow(q, V(gamma));
+  }
+  // d(q^gamma)/dx given modulation = q^gamma and dq = dq/dx, as gamma q^gamma (dq / q). Since
+  // |dq| <= q (see FocalTerm) this stays finite for gamma < 1 and q -> 0, where the textbook
+  // gamma q^(gamma-1) dq gives inf * 0. For gamma == 2 it is 2 q dq, without the division.
+  template <typename V>
+  C10_HOST_DEVICE C10_ALWAYS_INLINE V modulate_grad(const V& q, const V& modulation,
+                                                    const V& dq) const {
+    return gamma == T(2) ? V(2) * q * dq
+                         : V(gamma) * modulation * m_select(q > V(0), dq / q, V(0));
+  }
 };
 
 // sigmoid(x), sigmoid(-x) and softplus(+-x) from one exp(-|x|): no overflow, and 1 - p is not
@@ -55,50 +111,49 @@ template <typename T>
 struct SigmoidTerms {
   T p, pm, softplus_pos, softplus_neg;
 
-  C10_HOST_DEVICE explicit SigmoidTerms(T x) {
+  C10_HOST_DEVICE C10_ALWAYS_INLINE explicit SigmoidTerms(const T& x) {
     const T e = m_exp(-m_abs(x));
-    const T log_term = m_log1p(e);
+    const T log_term = m_log1p_unit(e);
     const T inv = T(1) / (T(1) + e);
-    if (x >= 0) {
-      p = inv;
-      pm = e * inv;
-      softplus_pos = x + log_term;
-      softplus_neg = log_term;
-    } else {
-      p = e * inv;
-      pm = inv;
-      softplus_pos = log_term;
-      softplus_neg = -x + log_term;
-    }
+    const T e_inv = e * inv;
+    const auto positive = x >= T(0);
+    p = m_select(positive, inv, e_inv);
+    pm = m_select(positive, e_inv, inv);
+    softplus_pos = m_select(positive, x, T(0)) + log_term;
+    softplus_neg = m_select(positive, T(0), -x) + log_term;
   }
 };
 
 // Sigmoid focal loss and its derivative at one element (soft targets allowed).
-// q = 1 - p_t = p(1-t) + (1-p)t and dq/dx = (1-2t)p(1-p). Since q is a convex combination of p
-// and 1-p, |dq/dx| <= q, so writing dFL/dx = alpha_t q^gamma [gamma (dq/dx / q) ce + (p - t)]
-// stays finite for gamma < 1 and q -> 0, where the textbook q^(gamma-1) form gives inf * 0.
+// q = 1 - p_t = p(1-t) + (1-p)t and dq/dx = (1-2t)p(1-p); q is a convex combination of p and
+// 1-p, so |dq/dx| <= q. dFL/dx = alpha_t [d(q^gamma)/dx ce + q^gamma (p - t)].
 template <typename T>
 struct FocalTerm {
   T value, grad;
 
-  C10_HOST_DEVICE FocalTerm(const SigmoidTerms<T>& s, T t, const FocalParams<T>& fp) {
+  template <typename P>
+  C10_HOST_DEVICE C10_ALWAYS_INLINE FocalTerm(const SigmoidTerms<T>& s, const T& t,
+                                             const FocalParams<P>& fp) {
     // t*softplus(-x) + (1-t)*softplus(x) == softplus(x) - t*x without its cancellation.
-    const T ce = t * s.softplus_neg + (1 - t) * s.softplus_pos;
-    const T q = s.p * (1 - t) + s.pm * t;
-    const T weight = fp.alpha_t(t) * fp.modulate(q);
-    const T ratio = q > 0 ? (1 - 2 * t) * s.p * s.pm / q : T(0);
-    value = weight * ce;
-    grad = weight * (fp.gamma * ratio * ce + (s.p * (1 - t) - s.pm * t));
+    const T ce = t * s.softplus_neg + (T(1) - t) * s.softplus_pos;
+    const T q = s.p * (T(1) - t) + s.pm * t;
+    const T dq = (T(1) - T(2) * t) * s.p * s.pm;
+    const T modulation = fp.modulate(q);
+    const T alpha_t = fp.alpha_t(t);
+    value = alpha_t * modulation * ce;
+    grad = alpha_t * (fp.modulate_grad(q, modulation, dq) * ce +
+                      modulation * (s.p * (T(1) - t) - s.pm * t));
   }
 };
 
 // dL/dx of one element for L = c_focal * focal + dice, given the per-mask coefficients of
 // focal_dice_grad_coefficients: d dice/dx = p (1 - p) (N / D^2 - 2 t / D).
-template <typename T>
-C10_HOST_DEVICE inline T focal_dice_grad(T x, T t, const FocalParams<T>& fp, const T* coef) {
+template <typename T, typename P>
+C10_HOST_DEVICE C10_ALWAYS_INLINE T focal_dice_grad(const T& x, const T& t,
+                                                  const FocalParams<P>& fp, const P* coef) {
   const SigmoidTerms<T> s(x);
   const FocalTerm<T> focal(s, t, fp);
-  return coef[0] * focal.grad + s.p * s.pm * (coef[1] + coef[2] * t);
+  return T(coef[0]) * focal.grad + s.p * s.pm * (T(coef[1]) + T(coef[2]) * t);
 }
 
 // One output index of a 1-D linear resize with align_corners=False, as ATen's
@@ -176,13 +231,14 @@ template <typename T>
 struct CostTerms {
   T pos, neg, p;
 
-  C10_HOST_DEVICE CostTerms(T x, const FocalParams<T>& fp) {
+  template <typename P>
+  C10_HOST_DEVICE C10_ALWAYS_INLINE CostTerms(const T& x, const FocalParams<P>& fp) {
     const SigmoidTerms<T> s(x);
     pos = fp.modulate(s.pm) * s.softplus_neg;
     neg = fp.modulate(s.p) * s.softplus_pos;
     if (fp.alpha >= 0) {
-      pos *= fp.alpha;
-      neg *= 1 - fp.alpha;
+      pos = pos * T(fp.alpha);
+      neg = neg * T(1 - fp.alpha);
     }
     p = s.p;
   }

@@ -103,3 +103,19 @@ def test_point_sampled_matcher_uses_shared_points():
 def test_matcher_rejects_all_zero_weights():
     with pytest.raises(ValueError, match='non-zero'):
         HungarianMatcher(cost_class=0, cost_focal=0, cost_dice=0)
+
+
+def test_all_layers_and_images_reach_the_host_in_one_transfer(monkeypatch):
+    cls_logits, mask_logits, labels, masks = random_batch(segments=(4, 2))
+    transfers = []
+    original_cpu = torch.Tensor.cpu
+
+    def counting_cpu(self, *args, **kwargs):
+        transfers.append(tuple(self.shape))
+        return original_cpu(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, 'cpu', counting_cpu)
+    HungarianMatcher(loss_impl='reference').match_layers(
+        [cls_logits] * 3, [mask_logits] * 3, labels, masks)
+    # 3 layers × (8×4 + 8×2) costs, concatenated: one transfer.
+    assert transfers == [(3 * (8 * 4 + 8 * 2), )]

@@ -97,3 +97,46 @@ def test_two_process_ddp_training_through_dist_train_sh(data_root, tmp_path):
     ]
     logged = [s['decode.num_masks'] for s in scalars if 'decode.num_masks' in s]
     assert logged, scalars
+
+
+PANOPTIC_CONFIG = os.path.join(
+    REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
+
+
+def test_panoptic_config_trains_tests_and_draws(data_root, tmp_path):
+    run(['tools/train.py', PANOPTIC_CONFIG, '--work-dir', str(tmp_path), '--cfg-options'] +
+        tiny_options(data_root, 2))
+    checkpoint = os.path.join(str(tmp_path), 'iter_2.pth')
+    out = run(['tools/test.py', PANOPTIC_CONFIG, checkpoint, '--work-dir', str(tmp_path / 'test'),
+               '--cfg-options'] + tiny_options(data_root, 2))
+    for key in ('PQ', 'PQ_th', 'PQ_st', 'mIoU'):
+        assert re.search(rf'\b{key}: [0-9.]+', out), (key, out[-2000:])
+    panels = tmp_path / 'panels'
+    run(['tools/visualize.py', PANOPTIC_CONFIG, checkpoint, '--out-dir', str(panels), '--num', '2',
+         '--cfg-options'] + tiny_options(data_root, 2))
+    assert len(list(panels.glob('*.png'))) == 2
+
+
+def test_without_extension_a_training_step_runs_with_one_warning(tmp_path):
+    script = '''
+import warnings, torch, sys
+sys.path.insert(0, 'tests/models')
+from head_testing import random_feats, sample_with_gt, tiny_head_cfg
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+init_default_scope('mmseg')
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    head = MODELS.build(tiny_head_cfg(loss_impl=None))
+    for _ in range(2):
+        losses = head.loss(random_feats(), [sample_with_gt(torch.randint(0, 5, (64, 64)))] * 2, None)
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+ours = [w for w in caught if 'mmseg_maskformer' in str(w.message)]
+print(len(ours), ours[0].message if ours else '')
+'''
+    env = dict(os.environ, MMSEG_MASKFORMER_NO_EXTENSION='1', PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, '-c', script], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    count, message = result.stdout.strip().split(' ', 1)
+    assert count == '1' and 'pure-PyTorch reference' in message, result.stdout

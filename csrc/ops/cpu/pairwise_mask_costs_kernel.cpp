@@ -1,7 +1,11 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "../ops.h"
+#include "vectorized.h"
 
 namespace mmseg_maskformer {
 namespace ops {
@@ -9,6 +13,68 @@ namespace {
 
 // Elementwise work is exp/log-bound, so chunks much smaller than ATen's default grain pay off.
 constexpr int64_t kGrain = 2048;
+
+#if MMSEG_MASKFORMER_VEC
+MMSEG_VEC_BEGIN
+
+// write_cost_terms for whole logit rows, vectorised (see vectorized.h).
+template <typename scalar_t, typename T>
+void cost_terms_vec(const MaskView<const scalar_t>& logits, int64_t num_queries,
+                    const FocalParams<T>& fp, T* terms) {
+  using V = Vec<T>;
+  const int64_t h = logits.height, w = logits.width;
+  const int64_t block = num_queries * h * w;
+  const int64_t rows_per_grain = std::max<int64_t>(1, kGrain / w);
+  at::parallel_for(0, num_queries * h, rows_per_grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> row_buffer(w);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t q = row / h, y = row % h;
+      const T* x_row = row_as(logits.mask(q) + y * logits.sy, logits.sx, w, row_buffer.data());
+      T* out = terms + row * w;
+      for_each_vec<T>(w, [&](int64_t x, auto count) {
+        const CostTerms<V> c(V::loadu(x_row + x, count), fp);
+        (c.pos - c.neg).store(out + x, count);
+        c.p.store(out + block + x, count);
+        c.neg.store(out + 2 * block + x, count);
+      });
+    }
+  });
+}
+
+MMSEG_VEC_END
+#endif
+
+// The (3Q, K) blocks [pos - neg; p; neg] of finish_pairwise_costs.
+template <typename scalar_t, typename acc_t>
+void cost_terms(const MaskView<const scalar_t>& logits, int64_t num_queries,
+                const FocalParams<acc_t>& fp, acc_t* terms) {
+#if MMSEG_MASKFORMER_VEC
+  if (vectorized_cpu()) {
+    cost_terms_vec(logits, num_queries, fp, terms);
+    return;
+  }
+#endif
+  const int64_t block = num_queries * logits.height * logits.width;
+  at::parallel_for(0, block, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) write_cost_terms(logits, fp, i, block, terms);
+  });
+}
+
+// nearest_target a row at a time: each row looks its source row and columns up once.
+template <typename acc_t, typename target_t>
+void nearest_targets(const MaskView<const target_t>& targets, int64_t num_targets, int64_t h,
+                     int64_t w, acc_t* dense) {
+  std::vector<int64_t> columns(w);
+  for (int64_t x = 0; x < w; ++x) columns[x] = nearest_index(x, targets.width, w) * targets.sx;
+  const int64_t rows_per_grain = std::max<int64_t>(1, kGrain / w);
+  at::parallel_for(0, num_targets * h, rows_per_grain, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t m = row / h, y = row % h;
+      const target_t* src = targets.mask(m) + nearest_index(y, targets.height, h) * targets.sy;
+      for (int64_t x = 0; x < w; ++x) dense[row * w + x] = static_cast<acc_t>(src[columns[x]]);
+    }
+  });
+}
 
 std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(const at::Tensor& mask_logits,
                                                            const at::Tensor& targets, double alpha,
@@ -25,19 +91,11 @@ std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(const at::Tensor& mas
       at::kHalf, at::kBFloat16, args.logits.scalar_type(), "pairwise_mask_costs_cpu", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         const FocalParams<acc_t> fp{static_cast<acc_t>(alpha), static_cast<acc_t>(gamma)};
-        const auto logits = mask_view<const scalar_t>(args.logits);
-        acc_t* out = terms.mutable_data_ptr<acc_t>();
-        const int64_t block = num_queries * num_points;
-        at::parallel_for(0, block, kGrain, [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i) write_cost_terms(logits, fp, i, block, out);
-        });
-
+        cost_terms(mask_view<const scalar_t>(args.logits), num_queries, fp,
+                   terms.mutable_data_ptr<acc_t>());
         dispatch_target_type<acc_t>(args.targets, [&](auto target) {
-          const auto gt = mask_view<const typename decltype(target)::type>(args.targets);
-          acc_t* dense = dense_targets.mutable_data_ptr<acc_t>();
-          at::parallel_for(0, num_targets * num_points, kGrain, [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; ++i) dense[i] = nearest_target<acc_t>(gt, i, h, w);
-          });
+          nearest_targets(mask_view<const typename decltype(target)::type>(args.targets),
+                          num_targets, h, w, dense_targets.mutable_data_ptr<acc_t>());
         });
       });
   return finish_pairwise_costs(terms, dense_targets, eps);

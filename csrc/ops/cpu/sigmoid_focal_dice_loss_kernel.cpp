@@ -1,10 +1,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
 #include "../ops.h"
+#include "vectorized.h"
 
 namespace mmseg_maskformer {
 namespace ops {
@@ -18,10 +21,13 @@ std::vector<LinearTap<T>> linear_taps(int64_t in_size, int64_t out_size) {
   return taps;
 }
 
+// The portable kernels, for CPUs without AVX2 (vectorized_cpu()), one element at a time.
+
 // Parallel over masks: each mask's sums are accumulated by one thread in a fixed order, so the
 // result does not depend on the thread count. Sums are double: a mask can hold millions of pixels.
+// Returns the (N, 1, 4) partials of finish_focal_dice.
 template <typename scalar_t, typename target_t, bool kResize, typename acc_t>
-void loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp, at::Tensor& partials) {
+at::Tensor loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp) {
   const auto logits = mask_view<const scalar_t>(args.logits);
   const auto targets = mask_view<const target_t>(args.targets);
   const int64_t height = targets.height, width = targets.width;
@@ -30,6 +36,8 @@ void loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp, at::Tensor
     rows = linear_taps<acc_t>(logits.height, height);
     cols = linear_taps<acc_t>(logits.width, width);
   }
+  at::Tensor partials =
+      at::empty({args.logits.size(0), 1, 4}, args.logits.options().dtype(at::kDouble));
   double* out = partials.mutable_data_ptr<double>();
   at::parallel_for(0, args.logits.size(0), 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
@@ -57,6 +65,7 @@ void loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp, at::Tensor
       o[3] = sum_pt;
     }
   });
+  return partials;
 }
 
 // Parallel over masks so that each thread owns its masks' gradient rows: the transposed
@@ -115,15 +124,288 @@ at::Tensor loss_backward(const MaskArgs& args, const FocalParams<acc_t>& fp,
   return grad.to(args.logits.scalar_type());
 }
 
+#if MMSEG_MASKFORMER_VEC
+MMSEG_VEC_BEGIN
+
+// The vectorised kernels (see vectorized.h) work a target row at a time, in the compute type T:
+// targets are converted a row at a time, and logits are brought to the target resolution by
+// LogitRows.
+
+// Target pixels per task: enough to amortise a task, few enough that a handful of large masks
+// still spreads over the threads.
+constexpr int64_t kBlockPixels = int64_t(1) << 16;
+// Sums run in T lanes over at most this many pixels before they are added in double.
+constexpr int64_t kSumChunk = 1024;
+
+// Tasks are (mask, block of `size` consecutive logit rows). In the forward, block b sums the
+// target rows whose stencil starts in its logit rows; in the backward, it owns the gradient of
+// its logit rows. Blocks depend on the shapes only, so every sum is formed in the same order
+// whatever the number of threads.
+struct RowBlocks {
+  int64_t size, count;
+
+  RowBlocks(int64_t h, int64_t height, int64_t width)
+      : size(std::max<int64_t>(1, kBlockPixels * h / (height * width))),
+        count((h + size - 1) / size) {}
+};
+
+// The bilinear stencil from (h, w) logits to (height, width) targets, or the identity.
+template <typename T, bool kResize>
+struct Stencil {
+  int64_t h, height;
+  T scale_y, scale_x;
+  std::vector<LinearTap<T>> rows, cols;  // taps of each target row and column
+
+  Stencil(int64_t h, int64_t w, int64_t height, int64_t width)
+      : h(h),
+        height(height),
+        scale_y(linear_scale<T>(h, height)),
+        scale_x(linear_scale<T>(w, width)) {
+    if constexpr (kResize) {
+      rows = linear_taps<T>(h, height);
+      cols = linear_taps<T>(w, width);
+    }
+  }
+
+  // First target row whose stencil starts at logit row i or later.
+  int64_t first_row(int64_t i) const {
+    if constexpr (kResize) {
+      return first_dst_at(i, scale_y, h, height);
+    } else {
+      return std::min(std::max<int64_t>(i, 0), height);
+    }
+  }
+};
+
+// The logits of one mask at the target resolution, a target row at a time (one per thread).
+// With a resize, the logit rows that a range of target rows reads are first resampled to the
+// target width, the horizontal pass done once for all of them; a target row then blends the two
+// rows its stencil reads, l0 * A[i0][x] + l1 * A[i1][x], in the order of ATen's upsampling.
+template <typename T, typename scalar_t, bool kResize>
+class LogitRows {
+ public:
+  LogitRows(const MaskView<const scalar_t>& logits, const Stencil<T, kResize>& stencil,
+            int64_t width)
+      : logits_(logits), stencil_(stencil), width_(width), source_(logits.width), row_(width) {}
+
+  // Mask n, target rows [y_begin, y_end) to come.
+  void start(int64_t n, int64_t y_begin, int64_t y_end) {
+    n_ = n;
+    if constexpr (kResize) {
+      if (y_begin >= y_end) return;
+      first_ = stencil_.rows[y_begin].i0;
+      const int64_t last = stencil_.rows[y_end - 1].i1;
+      resampled_.resize((last - first_ + 1) * width_);
+      for (int64_t i = first_; i <= last; ++i) {
+        const T* src = source_row(i);
+        T* dst = resampled_.data() + (i - first_) * width_;
+        for (int64_t x = 0; x < width_; ++x) {
+          const LinearTap<T>& tx = stencil_.cols[x];
+          dst[x] = tx.l0 * src[tx.i0] + tx.l1 * src[tx.i1];
+        }
+      }
+    }
+  }
+
+  const T* row(int64_t y) {
+    if constexpr (kResize) {
+      using V = Vec<T>;
+      const LinearTap<T>& ty = stencil_.rows[y];
+      const T* a0 = resampled_.data() + (ty.i0 - first_) * width_;
+      const T* a1 = resampled_.data() + (ty.i1 - first_) * width_;
+      for_each_vec<T>(width_, [&](int64_t x, auto count) {
+        (V(ty.l0) * V::loadu(a0 + x, count) + V(ty.l1) * V::loadu(a1 + x, count))
+            .store(row_.data() + x, count);
+      });
+      return row_.data();
+    } else {
+      return source_row(y);
+    }
+  }
+
+ private:
+  const T* source_row(int64_t i) {
+    return row_as(logits_.mask(n_) + i * logits_.sy, logits_.sx, logits_.width, source_.data());
+  }
+
+  const MaskView<const scalar_t> logits_;
+  const Stencil<T, kResize>& stencil_;
+  const int64_t width_;
+  int64_t n_ = 0, first_ = 0;
+  std::vector<T> source_, resampled_, row_;
+};
+
+// The horizontal pass of the transposed stencil as a gather: logit column j sums the target
+// columns from first[j] on with the weights weight[offset[j]], ..., weight[offset[j + 1] - 1].
+// Each column is a short independent sum, where a scatter's adds would wait on one another.
+template <typename T>
+struct ColumnGather {
+  std::vector<int64_t> first, offset;
+  std::vector<T> weight;
+
+  ColumnGather(const Stencil<T, true>& stencil, int64_t w) : first(w), offset(w + 1) {
+    const int64_t width = static_cast<int64_t>(stencil.cols.size());
+    for (int64_t j = 0; j < w; ++j) {
+      // As in the CUDA backward: only target columns whose stencil starts at j - 1 or j read j.
+      first[j] = first_dst_at(j - 1, stencil.scale_x, w, width);
+      const int64_t end = first_dst_at(j + 1, stencil.scale_x, w, width);
+      offset[j] = static_cast<int64_t>(weight.size());
+      for (int64_t x = first[j]; x < end; ++x) weight.push_back(tap_weight(stencil.cols[x], j));
+    }
+    offset[w] = static_cast<int64_t>(weight.size());
+  }
+
+  template <typename scalar_t>
+  void apply(const T* row, scalar_t* out) const {
+    for (size_t j = 0; j < first.size(); ++j) {
+      const T* src = row + first[j] - offset[j];
+      T sum = 0;
+      for (int64_t k = offset[j]; k < offset[j + 1]; ++k) sum += weight[k] * src[k];
+      out[j] = static_cast<scalar_t>(sum);
+    }
+  }
+};
+
+// Returns the (N, blocks, 4) partials of finish_focal_dice.
+template <typename scalar_t, typename target_t, bool kResize, typename T>
+at::Tensor loss_forward_vec(const MaskArgs& args, const FocalParams<T>& fp) {
+  using V = Vec<T>;
+  const auto logits = mask_view<const scalar_t>(args.logits);
+  const auto targets = mask_view<const target_t>(args.targets);
+  const int64_t height = targets.height, width = targets.width;
+  const Stencil<T, kResize> stencil(logits.height, logits.width, height, width);
+  const RowBlocks blocks(logits.height, height, width);
+  at::Tensor partials = at::empty({args.logits.size(0), blocks.count, 4},
+                                  args.logits.options().dtype(at::kDouble));
+  double* out = partials.mutable_data_ptr<double>();
+  at::parallel_for(0, args.logits.size(0) * blocks.count, 1, [&](int64_t begin, int64_t end) {
+    LogitRows<T, scalar_t, kResize> logit_rows(logits, stencil, width);
+    std::vector<T> target_row(width);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks.count, b = task % blocks.count;
+      const int64_t y_begin = stencil.first_row(b * blocks.size);
+      const int64_t y_end = stencil.first_row((b + 1) * blocks.size);
+      logit_rows.start(n, y_begin, y_end);
+      double sums[4] = {0, 0, 0, 0};  // focal, p, t, p * t
+      for (int64_t y = y_begin; y < y_end; ++y) {
+        const T* x_row = logit_rows.row(y);
+        const T* t_row =
+            row_as(targets.mask(n) + y * targets.sy, targets.sx, width, target_row.data());
+        for (int64_t x0 = 0; x0 < width; x0 += kSumChunk) {
+          V focal(0), sum_p(0), sum_t(0), sum_pt(0);
+          for_each_vec<T>(std::min(kSumChunk, width - x0), [&](int64_t i, auto count) {
+            const V t = V::loadu(t_row + x0 + i, count);
+            const SigmoidTerms<V> s(V::loadu(x_row + x0 + i, count));
+            // Lanes past the row end hold logit 0 and target 0: they add nothing to the sums
+            // of t and p * t, but would to those of focal and p.
+            focal += V::set(V(0), FocalTerm<V>(s, t, fp).value, count);
+            sum_p += V::set(V(0), s.p, count);
+            sum_t += t;
+            sum_pt += s.p * t;
+          });
+          sums[0] += sum_lanes(focal);
+          sums[1] += sum_lanes(sum_p);
+          sums[2] += sum_lanes(sum_t);
+          sums[3] += sum_lanes(sum_pt);
+        }
+      }
+      std::copy(sums, sums + 4, out + 4 * task);
+    }
+  });
+  return partials;
+}
+
+// With a resize, the gradient goes back through the transposed stencil in two passes: target
+// rows are added, with their vertical weights, into a full-width row per owned logit row; the
+// gather of ColumnGather then reduces those to the logit width. The few target rows a block
+// shares with the previous one (they read both blocks' logit rows) are computed by both, each
+// keeping the taps into its own rows, rather than exchanging partial sums between threads.
+template <typename scalar_t, typename target_t, bool kResize, typename T>
+at::Tensor loss_backward_vec(const MaskArgs& args, const FocalParams<T>& fp,
+                             const at::Tensor& coefficients) {
+  using V = Vec<T>;
+  const auto logits = mask_view<const scalar_t>(args.logits);
+  const auto targets = mask_view<const target_t>(args.targets);
+  const int64_t h = logits.height, w = logits.width;
+  const int64_t height = targets.height, width = targets.width;
+  const T* coef = coefficients.const_data_ptr<T>();
+  const Stencil<T, kResize> stencil(h, w, height, width);
+  const RowBlocks blocks(h, height, width);
+  std::optional<ColumnGather<T>> columns;
+  if constexpr (kResize) columns.emplace(stencil, w);
+  at::Tensor grad = at::empty({args.logits.size(0), h, w}, args.logits.options());
+  scalar_t* grad_data = grad.mutable_data_ptr<scalar_t>();
+  at::parallel_for(0, args.logits.size(0) * blocks.count, 1, [&](int64_t begin, int64_t end) {
+    LogitRows<T, scalar_t, kResize> logit_rows(logits, stencil, width);
+    std::vector<T> target_row(width), grad_row(width);
+    std::vector<T> accumulated(kResize ? blocks.size * width : 0);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks.count, b = task % blocks.count;
+      const int64_t r_begin = b * blocks.size, r_end = std::min(r_begin + blocks.size, h);
+      const int64_t y_begin = kResize ? stencil.first_row(r_begin - 1) : r_begin;
+      const int64_t y_end = stencil.first_row(r_end);
+      const T* c = coef + 3 * n;
+      logit_rows.start(n, y_begin, y_end);
+      std::fill(accumulated.begin(), accumulated.end(), T(0));
+      for (int64_t y = y_begin; y < y_end; ++y) {
+        const T* x_row = logit_rows.row(y);
+        const T* t_row =
+            row_as(targets.mask(n) + y * targets.sy, targets.sx, width, target_row.data());
+        auto gradient = [&](int64_t x, auto count) {
+          return focal_dice_grad(V::loadu(x_row + x, count), V::loadu(t_row + x, count), fp, c);
+        };
+        if constexpr (kResize) {
+          // Taps into the logit rows of other blocks are theirs to add.
+          const LinearTap<T>& ty = stencil.rows[y];
+          auto owned = [&](int64_t i) {
+            return i >= r_begin && i < r_end ? accumulated.data() + (i - r_begin) * width
+                                             : nullptr;
+          };
+          T* v0 = owned(ty.i0);
+          T* v1 = owned(ty.i1);
+          for_each_vec<T>(width, [&](int64_t x, auto count) {
+            const V g = gradient(x, count);
+            if (v0) (V::loadu(v0 + x, count) + V(ty.l0) * g).store(v0 + x, count);
+            if (v1) (V::loadu(v1 + x, count) + V(ty.l1) * g).store(v1 + x, count);
+          });
+        } else {
+          for_each_vec<T>(width, [&](int64_t x, auto count) {
+            gradient(x, count).store(grad_row.data() + x, count);
+          });
+          std::transform(grad_row.begin(), grad_row.end(), grad_data + (n * h + y) * w,
+                         [](T g) { return static_cast<scalar_t>(g); });
+        }
+      }
+      if constexpr (kResize) {
+        for (int64_t i = r_begin; i < r_end; ++i) {
+          const T* row = accumulated.data() + (i - r_begin) * width;
+          columns->apply(row, grad_data + (n * h + i) * w);
+        }
+      }
+    }
+  });
+  return grad;
+}
+
+MMSEG_VEC_END
+#endif
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sigmoid_focal_dice_loss_cpu(
     const at::Tensor& mask_logits, const at::Tensor& targets, double alpha, double gamma,
     double eps) {
   const MaskArgs args = mask_args(mask_logits, targets, "sigmoid_focal_dice_loss", true);
-  at::Tensor partials =
-      at::empty({args.logits.size(0), 1, 4}, mask_logits.options().dtype(at::kDouble));
+  at::Tensor partials;
   dispatch_mask_op(args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
-    loss_forward<typename decltype(scalar)::type, typename decltype(target)::type,
-                 decltype(resize)::value>(args, fp, partials);
+    using scalar_t = typename decltype(scalar)::type;
+    using target_t = typename decltype(target)::type;
+    constexpr bool kResize = decltype(resize)::value;
+#if MMSEG_MASKFORMER_VEC
+    if (vectorized_cpu()) {
+      partials = loss_forward_vec<scalar_t, target_t, kResize>(args, fp);
+      return;
+    }
+#endif
+    partials = loss_forward<scalar_t, target_t, kResize>(args, fp);
   });
   return finish_focal_dice(partials, args.targets.size(1) * args.targets.size(2), eps, args.acc);
 }
@@ -139,8 +421,16 @@ at::Tensor sigmoid_focal_dice_loss_backward_cpu(const at::Tensor& grad_focal,
       focal_dice_grad_coefficients(grad_focal, grad_dice, sums, num_pixels, eps, args.acc);
   at::Tensor grad;
   dispatch_mask_op(args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
-    grad = loss_backward<typename decltype(scalar)::type, typename decltype(target)::type,
-                         decltype(resize)::value>(args, fp, coefficients);
+    using scalar_t = typename decltype(scalar)::type;
+    using target_t = typename decltype(target)::type;
+    constexpr bool kResize = decltype(resize)::value;
+#if MMSEG_MASKFORMER_VEC
+    if (vectorized_cpu()) {
+      grad = loss_backward_vec<scalar_t, target_t, kResize>(args, fp, coefficients);
+      return;
+    }
+#endif
+    grad = loss_backward<scalar_t, target_t, kResize>(args, fp, coefficients);
   });
   return grad.view(mask_logits.sizes());
 }
