@@ -15,7 +15,9 @@ Each measurement runs in a fresh subprocess so that peak memory is its own: on C
 the peak resident set over the resident set after the inputs were built (the peak is reset through
 /proc/self/clear_refs), on CUDA ``torch.cuda.max_memory_allocated`` above the inputs. Times are
 medians over repeats (CUDA events on a GPU). Ratios are to the peer (to the reference where the
-peer cannot run, e.g. without OpenMMLab packages on the GPU machine).
+peer cannot run, e.g. without OpenMMLab packages on the GPU machine). On a GPU, each fused op's
+time is also divided by its DRAM-bandwidth floor: the bytes it must move (:func:`min_bytes`)
+over the measured copy bandwidth.
 """
 import argparse
 import json
@@ -198,6 +200,36 @@ def _ops(impl):
     return ops.reference if impl == 'reference' else ops.fused
 
 
+def min_bytes(case, args):
+    """Bytes a kernel must move at least (each input read once, each output written once), for
+    the DRAM-bandwidth floor on a GPU; None for the criterion, which is many kernels."""
+    (n, ) = args if case != 'criterion' else (None, )
+    if case == 'sigmoid_focal_dice_loss':  # fwd + bwd: logits and uint8 targets twice, grad once
+        return 3 * n * LOW * LOW * 4 + 2 * n * HIGH * HIGH
+    if case == 'pairwise_mask_costs':  # Q logits, the M targets' sampled pixels, two Q×M outputs
+        return QUERIES * LOW * LOW * 4 + n * LOW * LOW + 2 * QUERIES * n * 4
+    if case == 'point_sample':  # fwd + bwd: input, points twice, output and its grad, grad_input
+        return 2 * n * LOW * LOW * 4 + 2 * n * POINTS * 8 + 2 * n * POINTS * 4
+    if case == 'sample_uncertain_points':  # logits, candidates written and read, points written
+        return n * LOW * LOW * 4 + 2 * n * 3 * POINTS * 8 + n * POINTS * 8
+    return None
+
+
+def copy_bandwidth(device):
+    """Measured device copy bandwidth in bytes/s (read + write of a 1 GiB buffer)."""
+    src = torch.empty(2**28, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(10):
+        dst.copy_(src)
+    end.record()
+    torch.cuda.synchronize()
+    return 10 * 2 * src.numel() * 4 / (start.elapsed_time(end) / 1e3)
+
+
 CASES = {
     'criterion': (criterion_case, ('peer', 'reference', 'fused', 'fused-pts')),
     'sigmoid_focal_dice_loss': (loss_op_case, ('peer', 'reference', 'fused')),
@@ -240,6 +272,11 @@ def measure(spec):
             torch.cuda.synchronize()
             times.append(start.elapsed_time(end) / 1e3)
         peak = torch.cuda.max_memory_allocated() - base
+        floor_bytes = min_bytes(spec['case'], args)
+        if floor_bytes is not None and spec['impl'] == 'fused':
+            floor_s = floor_bytes / copy_bandwidth(device)
+            return dict(time_s=statistics.median(times), peak_bytes=max(peak, 0),
+                        floor_ratio=statistics.median(times) / floor_s)
     else:
         import gc
         gc.collect()
@@ -287,6 +324,27 @@ def plan(quick):
     yield 'sample_uncertain_points', (40, ), f'N=40, P={POINTS}'
 
 
+LEGEND = (
+    'peer = mmdet 3.3 MaskFormerHead loss path as mmseg 1.2.2 runs it (single ops: the mmdet / '
+    'mmcv functions it calls); reference = our pure-PyTorch criterion / ops; fused = compiled ops, '
+    'exact losses; fused-pts = compiled ops, 12544 point-sampled losses and matching. Criterion: 6 '
+    f'decoder layers, Q={QUERIES}, {LOW}² mask logits, {HIGH}² ground truth, {NUM_CLASSES} '
+    'classes, matching + losses, forward + backward. Peak memory: growth over the inputs '
+    f'(CPU: resident set, separate process per row, capped at {MEMORY_LIMIT_BYTES // 2**30} GiB; '
+    'CUDA: max_memory_allocated). Ratios to the peer, or to the reference where the peer could '
+    'not run.')
+
+
+def machine_description(device):
+    if device != 'cpu':
+        return f'{torch.cuda.get_device_name()}, torch {torch.__version__}'
+    model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
+                  if line.startswith('model name')), platform.machine())
+    memory_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    return (f'{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads')
+
+
 def fmt_ratio(value, ref):
     if value is None or ref is None or ref == 0:
         return '—'
@@ -310,8 +368,8 @@ def main():
     if not ops.extension_available():
         sys.exit('the compiled extension is not built: run `pip install -e . --no-build-isolation`')
     rows = []
-    header = ('| case | size | impl | time | peak memory | time / peer | memory / peer |\n'
-              '|---|---|---|---|---|---|---|')
+    header = ('| case | size | impl | time | peak memory | time / peer | memory / peer | time / DRAM floor |\n'
+              '|---|---|---|---|---|---|---|---|')
     print(header, flush=True)
     for case, case_args, size in plan(args.quick):
         results = {}
@@ -319,26 +377,26 @@ def main():
             spec = dict(case=case, impl=impl, args=case_args, device=args.device,
                         repeats=args.repeats)
             results[impl] = run_worker(spec, args.timeout)
-        ref = results.get('peer') if 'error' not in results.get('peer', {'error': 1}) else results['reference']
+        # Ratios to the peer; to our reference where the peer could not run (e.g. no mmdet).
+        ref = results['peer'] if 'error' not in results['peer'] else results['reference']
         for impl, r in results.items():
             if 'error' in r:
-                row = f'| {case} | {size} | {impl} | {r["error"]} | | | |'
+                row = f'| {case} | {size} | {impl} | {r["error"]} | | | | |'
             else:
+                floor = f'{r["floor_ratio"]:.1f}×' if 'floor_ratio' in r else '—'
                 row = (f'| {case} | {size} | {impl} | {r["time_s"] * 1e3:.1f} ms | '
                        f'{r["peak_bytes"] / 2**20:.0f} MiB | '
                        f'{fmt_ratio(r["time_s"], ref.get("time_s"))} | '
-                       f'{fmt_ratio(r["peak_bytes"], ref.get("peak_bytes"))} |')
+                       f'{fmt_ratio(r["peak_bytes"], ref.get("peak_bytes"))} | {floor} |')
             print(row, flush=True)
             rows.append(row)
     if args.out:
-        machine = (f'{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}'
-                   if args.device == 'cpu' else torch.cuda.get_device_name())
         with open(args.out, 'w') as f:
             f.write(f'# Benchmark: MaskFormer mask-loss path ({args.device})\n\n'
                     f'Command: `python tools/benchmark_ops.py {" ".join(sys.argv[1:])}`  \n'
-                    f'Machine: {machine}  \nDate: {time.strftime("%Y-%m-%d")}\n\n'
-                    + header + '\n' + '\n'.join(rows) + '\n')
-
+                    f'Machine: {machine_description(args.device)}  \n'
+                    f'Date: {time.strftime("%Y-%m-%d")}\n\n{LEGEND}\n\n' + header + '\n' +
+                    '\n'.join(rows) + '\n')
 
 if __name__ == '__main__':
     main()

@@ -1,5 +1,6 @@
 """Test (and evaluate) a checkpoint with an mmseg config; prints the metrics (mIoU, ...)."""
 import argparse
+import numbers
 import os
 import os.path as osp
 
@@ -71,8 +72,8 @@ def main():
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:
-        print(' '.join(f'{key}: {value:.2f}' if isinstance(value, float) else f'{key}: {value}'
-                       for key, value in metrics.items()), flush=True)
+        print(' '.join(f'{key}: {float(value):.2f}' if isinstance(value, numbers.Real) else
+                       f'{key}: {value}' for key, value in metrics.items()), flush=True)
 
 
 if __name__ == '__main__':
