@@ -1,6 +1,4 @@
 """Our PQ against mmdet 3.3's implementation (panopticapi rules) on the same files."""
-import json
-import os
 
 import numpy as np
 import pytest
