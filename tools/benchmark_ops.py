@@ -203,16 +203,17 @@ def _ops(impl):
 def min_bytes(case, args):
     """Bytes a kernel must move at least (each input read once, each output written once), for
     the DRAM-bandwidth floor on a GPU; None for the criterion, which is many kernels."""
-    (n, ) = args if case != 'criterion' else (None, )
+    if case == 'criterion':
+        return None
+    (n, ) = args
     if case == 'sigmoid_focal_dice_loss':  # fwd + bwd: logits and uint8 targets twice, grad once
         return 3 * n * LOW * LOW * 4 + 2 * n * HIGH * HIGH
     if case == 'pairwise_mask_costs':  # Q logits, the M targets' sampled pixels, two Q×M outputs
         return QUERIES * LOW * LOW * 4 + n * LOW * LOW + 2 * QUERIES * n * 4
     if case == 'point_sample':  # fwd + bwd: input, points twice, output and its grad, grad_input
         return 2 * n * LOW * LOW * 4 + 2 * n * POINTS * 8 + 2 * n * POINTS * 4
-    if case == 'sample_uncertain_points':  # logits, candidates written and read, points written
-        return n * LOW * LOW * 4 + 2 * n * 3 * POINTS * 8 + n * POINTS * 8
-    return None
+    # sample_uncertain_points: logits, candidates written and read, points written
+    return n * LOW * LOW * 4 + 2 * n * 3 * POINTS * 8 + n * POINTS * 8
 
 
 def copy_bandwidth(device):
@@ -272,11 +273,6 @@ def measure(spec):
             torch.cuda.synchronize()
             times.append(start.elapsed_time(end) / 1e3)
         peak = torch.cuda.max_memory_allocated() - base
-        floor_bytes = min_bytes(spec['case'], args)
-        if floor_bytes is not None and spec['impl'] == 'fused':
-            floor_s = floor_bytes / copy_bandwidth(device)
-            return dict(time_s=statistics.median(times), peak_bytes=max(peak, 0),
-                        floor_ratio=statistics.median(times) / floor_s)
     else:
         import gc
         gc.collect()
@@ -288,7 +284,11 @@ def measure(spec):
             step()
             times.append(time.perf_counter() - start)
         peak = _rss_bytes('VmHWM') - base
-    return dict(time_s=statistics.median(times), peak_bytes=max(peak, 0))
+    result = dict(time_s=statistics.median(times), peak_bytes=max(peak, 0))
+    floor_bytes = min_bytes(spec['case'], args)
+    if device.type == 'cuda' and spec['impl'] == 'fused' and floor_bytes is not None:
+        result['floor_ratio'] = result['time_s'] / (floor_bytes / copy_bandwidth(device))
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,6 +397,7 @@ def main():
                     f'Machine: {machine_description(args.device)}  \n'
                     f'Date: {time.strftime("%Y-%m-%d")}\n\n{LEGEND}\n\n' + header + '\n' +
                     '\n'.join(rows) + '\n')
+
 
 if __name__ == '__main__':
     main()

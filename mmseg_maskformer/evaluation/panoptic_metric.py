@@ -35,11 +35,8 @@ class PanopticQualityMetric(BaseMetric):
                                "whose test_cfg has mode='panoptic'")
             prediction = sample['pred_panoptic_seg']['data'][0].cpu().numpy()
             ground_truth = load_panoptic_png(sample['seg_map_path'], self.backend_args)
-            gt_segments = [
-                dict(id=s['id'], category_id=s['label'], iscrowd=s.get('iscrowd', 0),
-                     area=s.get('area', None)) for s in sample['segments_info']
-            ]
-            gt_segments = [{k: v for k, v in s.items() if v is not None} for s in gt_segments]
+            # Matched by class index; pq_statistics counts an area the JSON does not give.
+            gt_segments = [dict(s, category_id=s['label']) for s in sample['segments_info']]
             self.results.append(pq_statistics(prediction, sample['pred_segments_info'],
                                               ground_truth, gt_segments))
 

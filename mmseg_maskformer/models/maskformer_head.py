@@ -164,7 +164,7 @@ class MaskFormerHead(BaseModule):
         """Training targets per image: from ``gt_panoptic_seg`` (one mask per thing instance and
         per stuff class) when the sample has it, else one mask per class of ``gt_sem_seg``."""
         segments = [
-            panoptic_segments(sample, self.num_classes) if 'gt_panoptic_seg' in sample else
+            panoptic_segments(sample) if 'gt_panoptic_seg' in sample else
             semantic_to_segments(sample.gt_sem_seg.data, self.num_classes, self.ignore_index)
             for sample in batch_data_samples
         ]
@@ -174,25 +174,25 @@ class MaskFormerHead(BaseModule):
                 test_cfg: ConfigType = None) -> torch.Tensor:
         """Semantic scores (B, K, H, W) at the network-input size (SPEC §1.4)."""
         all_cls_logits, all_mask_logits = self(inputs)
-        return self.semantic_scores(all_cls_logits[-1], all_mask_logits[-1], batch_img_metas)
+        mask_logits = self.upsample_to_input(all_mask_logits[-1], batch_img_metas)
+        return semantic_inference(all_cls_logits[-1], mask_logits)
 
-    def semantic_scores(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
-                        batch_img_metas: List[dict]) -> torch.Tensor:
+    @staticmethod
+    def upsample_to_input(mask_logits: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
+        """(B, Q, H/4, W/4) mask logits bilinearly upsampled to the network-input size."""
         size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
-        mask_logits = F.interpolate(mask_logits, size=size, mode='bilinear', align_corners=False)
-        return semantic_inference(cls_logits, mask_logits)
+        return F.interpolate(mask_logits, size=size, mode='bilinear', align_corners=False)
 
-    def panoptic_results(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+    def panoptic_results(self, cls_logits: torch.Tensor, input_mask_logits: torch.Tensor,
                          batch_img_metas: List[dict]) -> List[Tuple[torch.Tensor, List[dict]]]:
-        """Per image ``(panoptic_seg, segments_info)`` at the original image size: mask logits
-        upsampled to the network input, batch padding cropped, resized to ``ori_shape``."""
+        """Per image ``(panoptic_seg, segments_info)`` at the original image size, from mask
+        logits at the network-input size (:meth:`upsample_to_input`): batch padding cropped,
+        resized to ``ori_shape``."""
         cfg = self.test_cfg
-        size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
         results = []
-        for cls, masks, meta in zip(cls_logits, mask_logits, batch_img_metas):
-            masks = F.interpolate(masks[None], size=size, mode='bilinear', align_corners=False)
+        for cls, masks, meta in zip(cls_logits, input_mask_logits, batch_img_metas):
             height, width = meta['img_shape'][:2]
-            masks = F.interpolate(masks[..., :height, :width], size=meta['ori_shape'][:2],
+            masks = F.interpolate(masks[None, :, :height, :width], size=meta['ori_shape'][:2],
                                   mode='bilinear', align_corners=False)[0]
             if meta.get('flip', False):
                 masks = masks.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
@@ -205,9 +205,9 @@ class MaskFormerHead(BaseModule):
         return results
 
 
-def panoptic_segments(sample, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def panoptic_segments(sample) -> Tuple[torch.Tensor, torch.Tensor]:
     """(labels, masks) of the non-crowd segments of a sample's ``gt_panoptic_seg``, padded (as
-    void) to the batch-padded size of its ``gt_sem_seg``."""
+    void) to the batch-padded size of its ``gt_sem_seg``. The criterion checks the label range."""
     index_map = sample.gt_panoptic_seg.data[0]
     height, width = sample.gt_sem_seg.data.shape[-2:]
     index_map = F.pad(index_map, (0, width - index_map.shape[1], 0, height - index_map.shape[0]))
@@ -215,11 +215,7 @@ def panoptic_segments(sample, num_classes: int) -> Tuple[torch.Tensor, torch.Ten
                              device=index_map.device)
     masks = index_map[None] == torch.arange(1, len(labels) + 1, device=index_map.device)[:, None, None]
     present = masks.flatten(1).any(1)  # crops can remove segments
-    labels, masks = labels[present], masks[present]
-    bad = labels[(labels < 0) | (labels >= num_classes)]
-    if bad.numel():
-        raise ValueError(f'label {int(bad[0])} out of range: the head has {num_classes} classes')
-    return labels, masks
+    return labels[present], masks[present]
 
 
 def network_input_size(img_meta: dict, mask_size: Sequence[int]) -> Tuple[int, int]:

@@ -3,6 +3,7 @@ from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import OptSampleList, SampleList
 
+from ..core import semantic_inference
 from ..registry import MODELS
 
 
@@ -25,9 +26,10 @@ class MaskFormerSegmentor(EncoderDecoder):
             raise ValueError('panoptic inference needs data samples with image metainfo')
         batch_img_metas = [sample.metainfo for sample in data_samples]
         all_cls_logits, all_mask_logits = head(self.extract_feat(inputs))
-        cls_logits, mask_logits = all_cls_logits[-1], all_mask_logits[-1]
-        seg_logits = head.semantic_scores(cls_logits, mask_logits, batch_img_metas)
-        data_samples = self.postprocess_result(seg_logits, data_samples)
+        cls_logits = all_cls_logits[-1]
+        mask_logits = head.upsample_to_input(all_mask_logits[-1], batch_img_metas)
+        data_samples = self.postprocess_result(semantic_inference(cls_logits, mask_logits),
+                                               data_samples)
         for sample, (panoptic_seg, segments) in zip(
                 data_samples, head.panoptic_results(cls_logits, mask_logits, batch_img_metas)):
             sample.pred_panoptic_seg = PixelData(data=panoptic_seg[None])
