@@ -2,7 +2,7 @@
 # targets, evaluated with PQ (and mIoU from the same forward pass).
 _base_ = [
     '../_base_/models/maskformer_r18-tiny.py', '../_base_/datasets/shapes_panoptic.py',
-    'mmseg::_base_/default_runtime.py', '../_base_/schedules/schedule_shapes_2k.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_shapes_2k.py'
 ]
 custom_imports = dict(
     imports=['mmseg_maskformer.models', 'mmseg_maskformer.datasets', 'mmseg_maskformer.evaluation'],

@@ -2,7 +2,7 @@
 # 554k iterations, thresholds object 0.8 / overlap 0.8.
 _base_ = [
     '../_base_/models/maskformer_r50-d32-encoder.py', '../_base_/datasets/coco_panoptic.py',
-    'mmseg::_base_/default_runtime.py', '../_base_/schedules/maskformer_adamw_160k.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/maskformer_adamw_160k.py'
 ]
 max_iters = 554000
 model = dict(
