@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,7 +30,8 @@ from transformers.models.maskformer.modeling_maskformer import (pair_wise_dice_l
                                                                 pair_wise_sigmoid_focal_loss)
 
 from mmseg_maskformer.converters import convert_hf_maskformer
-from mmseg_maskformer.converters.hf import BOTTLENECK_DEPTHS, BOTTLENECK_EXPANSION
+from mmseg_maskformer.converters.hf import (BOTTLENECK_DEPTHS, BOTTLENECK_EXPANSION,
+                                            check_supported)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOGIT_ATOL = 1e-4
@@ -274,11 +276,11 @@ def test_config_fields_come_from_hf():
 
 
 UNSUPPORTED = {
-    'backbone_config.model_type': dict(backbone=SwinConfig(
+    'backbone_config.use_absolute_embeddings': dict(backbone=SwinConfig(
         embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8], window_size=4, image_size=64,
-        out_features=STAGES)),
-    'backbone_config.layer_type': dict(backbone=dict(layer_type='basic')),
+        out_features=STAGES, use_absolute_embeddings=True)),
     'backbone_config.hidden_act': dict(backbone=dict(hidden_act='gelu')),
+    'backbone_config.layer_type': dict(backbone=dict(layer_type='basic')),
     'backbone_config.downsample_in_bottleneck': dict(backbone=dict(downsample_in_bottleneck=True)),
     'backbone_config.downsample_in_first_stage': dict(
         backbone=dict(downsample_in_first_stage=True)),
@@ -294,6 +296,12 @@ def test_unsupported_config_raises_naming_the_field(field):
     hf_model = MaskFormerForInstanceSegmentation(tiny_hf_config(**UNSUPPORTED[field]))
     with pytest.raises(ValueError, match=re.escape(field)):
         convert_hf_maskformer(hf_model)
+
+
+def test_unsupported_backbone_type_raises_naming_it():
+    config = SimpleNamespace(backbone_config=SimpleNamespace(model_type='convnext'))
+    with pytest.raises(ValueError, match="model_type='convnext'.*'resnet', 'swin'"):
+        check_supported(config)
 
 
 def test_depth_table_matches_mmseg_resnet():
