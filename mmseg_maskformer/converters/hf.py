@@ -95,7 +95,8 @@ def check_supported(config) -> None:
     backbone_type = backbone_kind(config)
     if backbone_type not in REQUIRED_BACKBONE_FIELDS:
         raise ValueError(f'cannot convert HF MaskFormer: backbone_config.model_type='
-                         f'{backbone_type!r}, only {sorted(REQUIRED_BACKBONE_FIELDS)} are supported')
+                         f'{backbone_type!r}, only {sorted(REQUIRED_BACKBONE_FIELDS)} are '
+                         'supported')
     for field, required in REQUIRED_FIELDS + REQUIRED_BACKBONE_FIELDS[backbone_type]:
         value = _field(config, field)
         if not (required(value) if callable(required) else
@@ -242,8 +243,8 @@ def key_pairs(config, hf_keys) -> Iterator[Tuple[str, Source]]:
         triples = resnet_sources(backbone.depths, shortcuts)
     # HF projects the stride-32 feature exactly when its width differs from d_model.
     input_proj = f'{HF_TRANSFORMER}.input_projection.weight' in hf_keys
-    triples = itertools.chain(triples, head_sources(len(STAGES), config.decoder_config.decoder_layers,
-                                                    input_proj))
+    num_layers = config.decoder_config.decoder_layers
+    triples = itertools.chain(triples, head_sources(len(STAGES), num_layers, input_proj))
     for ours, hf, _ in triples:
         yield ours, hf
 

@@ -87,7 +87,8 @@ def head_sources(num_levels: int, num_layers: int, input_proj: bool
                 yield (f'{ours_layer}.{ours_attn}.in_proj_{param}',
                        tuple(f'{hf_layer}.{hf_attn}.{p}_proj.{param}' for p in 'qkv'),
                        f'{official_layer}.{official_attn}.in_proj_{param}')
-            yield from _params3(f'{ours_layer}.{ours_attn}.out_proj', f'{hf_layer}.{hf_attn}.o_proj',
+            yield from _params3(f'{ours_layer}.{ours_attn}.out_proj',
+                                f'{hf_layer}.{hf_attn}.o_proj',
                                 f'{official_layer}.{official_attn}.out_proj', LINEAR)
         for ours_part, hf_part, official_part in DECODER_LAYER_PARTS:
             yield from _params3(f'{ours_layer}.{ours_part}', f'{hf_layer}.{hf_part}',
@@ -228,18 +229,6 @@ def _params3(ours: str, hf: str, official: str, names: Sequence[str]
              ) -> Iterator[Tuple[str, str, str]]:
     for name in names:
         yield f'{ours}.{name}', f'{hf}.{name}', f'{official}.{name}'
-
-
-def params(ours: str, source: str, names: Sequence[str]) -> Iterator[Tuple[str, str]]:
-    """``ours.name <- source.name`` for each name."""
-    for name in names:
-        yield f'{ours}.{name}', f'{source}.{name}'
-
-
-def batch_norm(ours: str, source: str) -> Iterator[Tuple[str, Source]]:
-    """A BatchNorm's tensors; ``num_batches_tracked`` is taken when the source has it."""
-    yield from params(ours, source, BATCH_NORM_STATS)
-    yield f'{ours}.num_batches_tracked', f'{source}.num_batches_tracked'
 
 
 def zero_batches_tracked() -> Derived:

@@ -109,14 +109,14 @@ def key_pairs(keys) -> Iterator[Tuple[str, Source]]:
     for ours, _, official in triples:
         yield ours, official
 
-    num_levels = 1 + len(_counts(keys, rf'{OFFICIAL_PIXEL_DECODER}\.adapter_(\d+)()\.', first=1))
+    num_levels = 1 + len(_counts(keys, rf'{OFFICIAL_PIXEL_DECODER}\.adapter_(\d+)\.', first=1))
     num_layers = len(_counts(
-        keys, rf'{OFFICIAL_PREDICTOR}\.transformer\.decoder\.layers\.(\d+)()\.'))
+        keys, rf'{OFFICIAL_PREDICTOR}\.transformer\.decoder\.layers\.(\d+)\.'))
     input_proj = f'{OFFICIAL_PREDICTOR}.input_proj.weight' in keys
     for ours, _, official in head_sources(num_levels, num_layers, input_proj):
         yield ours, official
     num_encoder_layers = len(_counts(
-        keys, rf'{OFFICIAL_PIXEL_DECODER}\.transformer\.encoder\.layers\.(\d+)()\.'))
+        keys, rf'{OFFICIAL_PIXEL_DECODER}\.transformer\.encoder\.layers\.(\d+)\.'))
     if num_encoder_layers:
         yield from _encoder_pixel_decoder_pairs(num_encoder_layers)
 
@@ -139,13 +139,13 @@ def _encoder_pixel_decoder_pairs(num_layers: int) -> Iterator[Tuple[str, Source]
 
 
 def _counts(keys, pattern: str, first: int = 0) -> list:
-    """Per index ``i`` (from ``first``, consecutive) of the pattern's first group, the number of
-    distinct values of its second group (blocks per stage, ...)."""
+    """Per value ``i`` of the pattern's first group (consecutive from ``first``), the number of
+    distinct values of its second group if it has one (blocks per stage), else 1."""
     found: Dict[int, set] = {}
     for key in keys:
         match = re.match(pattern, key)
         if match:
-            found.setdefault(int(match.group(1)), set()).add(match.group(2))
+            found.setdefault(int(match.group(1)), set()).add(match.groups()[1:])
     indices = sorted(found)
     if indices != list(range(first, first + len(indices))):
         raise ValueError(f'keys matching {pattern!r} have indices {indices}, expected consecutive '

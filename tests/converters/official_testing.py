@@ -69,7 +69,8 @@ def _swin_renames(backbone):
                 yield (f'backbone.layers.{i}.downsample.norm.{p}',
                        f'{hf}.encoder.layers.{i}.downsample.norm.{p}')
         for p in LINEAR:
-            yield f'backbone.norm{i}.{p}', f'model.pixel_level_module.encoder.hidden_states_norms.{i}.{p}'
+            yield (f'backbone.norm{i}.{p}',
+                   f'model.pixel_level_module.encoder.hidden_states_norms.{i}.{p}')
 
 
 def _head_renames(decoder_layers):

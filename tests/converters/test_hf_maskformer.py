@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hf_testing import (NUM_LABELS, STAGES, build_converted, max_abs_diff, our_logits,
+from hf_testing import (CASES, NUM_LABELS, STAGES, build_converted, max_abs_diff, our_logits,
                         sample_with_gt, tiny_hf_config, tiny_hf_model)
 from mmseg.apis import init_model
 from mmseg.models.backbones.resnet import Bottleneck, ResNet
@@ -58,20 +58,6 @@ def random_sem_seg(size, generator, num_classes=NUM_LABELS, ignore_index=255):
     sem_seg = F.interpolate(coarse, size=size, mode='nearest')[0, 0].long()
     sem_seg[:, :5] = ignore_index
     return sem_seg
-
-
-CASES = {
-    # ResNet-50 layout, 2048 -> d_model input projection, 3 decoder layers.
-    'r50': dict(),
-    # stem as wide as stage 1 (no stage-1 projection shortcut), d_model equal to the stride-32 width
-    # (no input projection), FPN wider than the mask features.
-    'r101-no-shortcut-no-proj': dict(
-        backbone=dict(depths=[3, 4, 23, 3], embedding_size=32),
-        decoder=dict(d_model=256, decoder_attention_heads=8, decoder_ffn_dim=96, num_queries=12),
-        fpn_feature_size=64, num_labels=7),
-    'r152-6-layers': dict(backbone=dict(depths=[3, 8, 36, 3]),
-                          decoder=dict(decoder_layers=6, d_model=64, decoder_attention_heads=2)),
-}
 
 
 @pytest.mark.parametrize('case', CASES)
