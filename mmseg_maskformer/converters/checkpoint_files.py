@@ -72,8 +72,13 @@ def load_checkpoint_file(path: str) -> dict:
         try:
             checkpoint = torch.load(path, map_location='cpu', weights_only=True)
         except pickle.UnpicklingError as error:
+            # torch's message names the global on its 'WeightsUnpickler error' line, amid advice
+            # to load untrusted files with weights_only=False.
+            lines = [line.strip() for line in str(error).splitlines()]
+            reason = next((line.split(' Please use')[0] for line in lines
+                           if line.startswith('WeightsUnpickler error')), str(error))
             raise pickle.UnpicklingError(
-                f'refusing to load {path} with weights_only=True: {error}') from None
+                f'refusing to load {path} with torch.load(weights_only=True): {reason}') from None
     else:
         raise ValueError(f'{path}: expected a .pkl (detectron2 / official MaskFormer) or .pth '
                          f'checkpoint, got extension {extension!r}')
