@@ -14,12 +14,13 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hf_testing import CASES, max_abs_diff, our_logits, tiny_hf_model
+from hf_testing import CASES, max_abs_diff, our_logits, randomise, tiny_hf_model
 from mmdet.models.layers import TransformerEncoderPixelDecoder as MMDetEncoderPixelDecoder
 from mmseg.registry import MODELS
 from official_testing import (official_state_from_hf, random_array, write_official_pkl,
                               write_official_pth)
-from transformers import SwinConfig
+from transformers import (MaskFormerConfig, MaskFormerForInstanceSegmentation, ResNetConfig,
+                          SwinConfig)
 
 from mmseg_maskformer.converters import (check_state_dict_fits, convert_hf_maskformer,
                                          convert_official_maskformer)
@@ -159,6 +160,28 @@ def test_swin_window_12_like_swin_b(tmp_path, record_property):
                        [32, 64, 128, 256])
     assert_logits_match_hf(build_loaded(cfg, state), hf_model, (90, 110), record_property,
                            'swin-window12')
+
+
+@pytest.mark.parametrize('layout', ['r50', 'swin-t'])
+def test_real_layouts_match_hf(layout, record_property):
+    """The released ADE20K R50 and Swin-T sizes (150 classes, 100 queries, 256-wide decoder),
+    random weights."""
+    torch.manual_seed(0)
+    if layout == 'r50':
+        backbone = ResNetConfig(out_features=STAGES)  # the ResNet-50 layout
+        ours = resnet_backbone(50, stem_channels=64, base_channels=64)
+    else:
+        backbone = SwinConfig(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                              window_size=7, image_size=224, out_features=STAGES)
+    hf_config = MaskFormerConfig(backbone_config=backbone, num_labels=150,
+                                 use_auxiliary_loss=False)
+    hf_model = randomise(MaskFormerForInstanceSegmentation(hf_config)).eval()
+    in_channels = (list(backbone.hidden_sizes) if layout == 'r50' else [96, 192, 384, 768])
+    cfg = zoo_like_cfg(hf_config, ours if layout == 'r50' else swin_backbone(backbone),
+                       in_channels)
+    assert cfg['decode_head']['transformer_decoder']['num_layers'] == 6
+    model = build_loaded(cfg, convert_official_maskformer(official_state_from_hf(hf_model)))
+    assert_logits_match_hf(model, hf_model, (100, 130), record_property, layout)
 
 
 # --- the official encoder pixel decoder, against mmdet ------------------------------------------
