@@ -22,7 +22,6 @@ KeyMap = Dict[str, Source]
 
 LINEAR = ('weight', 'bias')  # also the affine parameters of GroupNorm and LayerNorm
 BATCH_NORM_STATS = ('weight', 'bias', 'running_mean', 'running_var')
-BATCH_NORM = BATCH_NORM_STATS + ('num_batches_tracked', )
 
 # Decoder-layer modules: (ours, HF, official). Official names are DETR's TransformerDecoderLayer.
 DECODER_ATTENTIONS = (('self_attn', 'self_attn', 'self_attn'),
@@ -36,10 +35,13 @@ DECODER_LAYER_PARTS = (
 )
 MASK_EMBED_LAYERS = 3
 
+HF_BACKBONE = 'model.pixel_level_module.encoder'
 HF_PIXEL_DECODER = 'model.pixel_level_module.decoder'
 HF_TRANSFORMER = 'model.transformer_module'
+OFFICIAL_BACKBONE = 'backbone'
 OFFICIAL_PIXEL_DECODER = 'sem_seg_head.pixel_decoder'
 OFFICIAL_PREDICTOR = 'sem_seg_head.predictor'
+OURS_BACKBONE = 'backbone'
 OURS_HEAD = 'decode_head'
 
 
@@ -99,11 +101,6 @@ def head_sources(num_levels: int, num_layers: int, input_proj: bool
     for layer in range(MASK_EMBED_LAYERS):
         yield from _params3(f'{ours}.mask_embed.layers.{layer}', f'mask_embedder.{layer}.0',
                             f'{official}.mask_embed.layers.{layer}', LINEAR)
-
-
-HF_BACKBONE = 'model.pixel_level_module.encoder'
-OFFICIAL_BACKBONE = 'backbone'
-OURS_BACKBONE = 'backbone'
 
 
 def resnet_sources(depths: Sequence[int], shortcuts: Set[Tuple[int, int]], deep_stem: bool = False
