@@ -313,3 +313,17 @@ def test_decoder_auxiliary_loss_warns():
     hf_model = tiny_hf_model(decoder=dict(auxiliary_loss=True))
     with pytest.warns(UserWarning, match='auxiliary_loss'):
         convert_hf_maskformer(hf_model)
+
+
+def test_swin_config_fields_come_from_hf():
+    backbone = SwinConfig(embed_dim=32, depths=[2, 2, 3, 2], num_heads=[1, 2, 4, 8],
+                          window_size=5, mlp_ratio=2.0, image_size=96, out_features=STAGES)
+    model_cfg, _ = convert_hf_maskformer(tiny_hf_model(backbone=backbone))
+    ours = model_cfg['backbone']
+    assert ours['type'] == 'SwinTransformer'
+    assert (ours['embed_dims'], ours['depths'], ours['num_heads']) == (32, [2, 2, 3, 2],
+                                                                      [1, 2, 4, 8])
+    assert (ours['window_size'], ours['mlp_ratio'], ours['patch_size']) == (5, 2.0, 4)
+    assert ours['strides'] == (4, 2, 2, 2) and ours['out_indices'] == (0, 1, 2, 3)
+    assert ours['use_abs_pos_embed'] is False and ours['qkv_bias'] is True
+    assert model_cfg['decode_head']['in_channels'] == [32, 64, 128, 256]
