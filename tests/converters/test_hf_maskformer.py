@@ -327,3 +327,22 @@ def test_swin_config_fields_come_from_hf():
     assert ours['strides'] == (4, 2, 2, 2) and ours['out_indices'] == (0, 1, 2, 3)
     assert ours['use_abs_pos_embed'] is False and ours['qkv_bias'] is True
     assert model_cfg['decode_head']['in_channels'] == [32, 64, 128, 256]
+
+
+def test_saved_swin_model_converts(tmp_path, record_property):
+    # save_pretrained stores the MaskFormerSwinConfig HF built from the SwinConfig
+    # (model_type 'maskformer-swin'): the reloaded model converts as well.
+    backbone = SwinConfig(embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
+                          window_size=3, image_size=64, out_features=STAGES)
+    tiny_hf_model(seed=9, backbone=backbone).save_pretrained(tmp_path)
+    hf_model = MaskFormerForInstanceSegmentation.from_pretrained(tmp_path).eval()
+    assert hf_model.config.backbone_config.model_type == 'maskformer-swin'
+    model = build_converted(hf_model)
+    pixel_values = torch.randn(1, 3, 75, 101)
+    with torch.no_grad():
+        expected = hf_model(pixel_values=pixel_values)
+    cls_logits, mask_logits = our_logits(model, pixel_values)
+    mask_diff = max_abs_diff(mask_logits[-1], expected.masks_queries_logits)
+    report(record_property, 'saved_swin.mask_logits_max_abs_diff', mask_diff)
+    assert max_abs_diff(cls_logits[-1], expected.class_queries_logits) <= LOGIT_ATOL
+    assert mask_diff <= LOGIT_ATOL
