@@ -7,6 +7,7 @@ transformer-encoder pixel decoder; with or without the predictor's input project
 of blocks and layers) is read from the key names, and every tensor of the file must find its
 place in our model.
 """
+import os
 import re
 from typing import Dict, Iterator, Mapping, Tuple, Union
 
@@ -29,7 +30,7 @@ ENCODER_LAYER_PARTS = (
     ('ffn.linear2', 'linear2'),
 )
 
-Checkpoint = Union[str, Mapping]
+Checkpoint = Union[str, os.PathLike, Mapping]
 
 
 def convert_official_maskformer(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
@@ -60,8 +61,8 @@ def convert_official_maskformer(checkpoint: Checkpoint) -> Dict[str, torch.Tenso
 def official_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
     """The checkpoint's tensors (numpy arrays become tensors), pixel-decoder keys under
     ``sem_seg_head.pixel_decoder.``."""
-    if isinstance(checkpoint, str):
-        checkpoint = load_checkpoint_file(checkpoint)
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = load_checkpoint_file(os.fspath(checkpoint))
     state = checkpoint.get('model', checkpoint)
     if not isinstance(state, Mapping):
         raise ValueError(f"the checkpoint's 'model' entry is a {type(state).__name__}, not a "
