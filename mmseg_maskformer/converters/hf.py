@@ -60,7 +60,7 @@ HF_SWIN_IGNORED_KEYS = tuple(f'model.pixel_level_module.encoder.model.layernorm.
 def convert_hf_maskformer(hf_model,
                           image_mean: Optional[Sequence[float]] = None,
                           image_std: Optional[Sequence[float]] = None) -> Tuple[dict, dict]:
-    """Convert a transformers ``MaskFormerForInstanceSegmentation`` with a bottleneck ResNet.
+    """Convert a transformers ``MaskFormerForInstanceSegmentation`` (bottleneck ResNet or Swin).
 
     Args:
         hf_model: the HF model (any weights; it is not modified).
