@@ -1,10 +1,20 @@
-"""Convert a Hugging Face MaskFormer (ResNet backbone) into an mmseg config + checkpoint.
+"""Convert a released MaskFormer (official or Hugging Face) into an mmseg checkpoint.
 
+    python tools/convert_checkpoint.py MODEL.pkl OUT_DIR --config CONFIG [--name NAME]
     python tools/convert_checkpoint.py HF_DIR OUT_DIR [--name NAME]
 
-``HF_DIR`` is a local ``save_pretrained`` directory of a ``MaskFormerForInstanceSegmentation``
-(nothing is downloaded). Writes ``OUT_DIR/NAME.py`` (a full mmseg config) and ``OUT_DIR/NAME.pth``
-(``{'state_dict', 'meta'}``) for ``tools/test.py`` or ``mmseg.apis.init_model``.
+The source is detected from the input:
+
+- a ``.pkl`` / ``.pth`` file of the official facebookresearch/MaskFormer release (or trained with
+  the official code): ``--config`` names the mmseg config of the same model (e.g.
+  ``configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py``); the converted weights
+  are checked against the model it builds (every missing, unexpected or differently shaped tensor
+  is named) and written to ``OUT_DIR/NAME.pth``. The file is read without running code from it.
+- a local ``save_pretrained`` directory of a transformers ``MaskFormerForInstanceSegmentation``
+  (ResNet or Swin backbone; nothing is downloaded): writes ``OUT_DIR/NAME.py`` (a full mmseg
+  config) and ``OUT_DIR/NAME.pth``.
+
+The ``.pth`` holds ``{'state_dict', 'meta'}`` for ``tools/test.py`` or ``mmseg.apis.init_model``.
 """
 import argparse
 import json
@@ -17,18 +27,19 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-from mmseg_maskformer.converters import convert_hf_maskformer  # noqa: E402
+OFFICIAL_EXTENSIONS = ('.pkl', '.pth')
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description='Convert a Hugging Face MaskFormer checkpoint to MMSegmentation')
-    parser.add_argument('hf_dir', help='local directory written by save_pretrained')
-    parser.add_argument('out_dir', help='directory for NAME.py and NAME.pth')
-    parser.add_argument('--name', help='output basename (default: the name of HF_DIR)')
+        description='Convert an official or Hugging Face MaskFormer checkpoint to MMSegmentation')
+    parser.add_argument('source', help='official .pkl / .pth file, or a local directory written '
+                        'by transformers save_pretrained')
+    parser.add_argument('out_dir', help='directory for NAME.pth (and NAME.py for HF sources)')
+    parser.add_argument('--config', help='mmseg config of the model (official sources only)')
+    parser.add_argument('--name', help='output basename (default: the name of SOURCE)')
     return parser.parse_args()
 
 
@@ -49,20 +60,18 @@ def dataset_meta(hf_config):
     return dict(classes=classes, palette=palette)
 
 
-def main():
-    args = parse_args()
-    name = args.name or osp.basename(osp.normpath(args.hf_dir))
-    hf_model = transformers.MaskFormerForInstanceSegmentation.from_pretrained(
-        args.hf_dir, local_files_only=True).eval()
-    image_mean, image_std = image_normalisation(args.hf_dir)
-    model_cfg, state_dict = convert_hf_maskformer(hf_model, image_mean, image_std)
+def convert_hf(hf_dir, out_dir, name):
+    import transformers
 
-    os.makedirs(args.out_dir, exist_ok=True)
-    checkpoint_path = osp.join(args.out_dir, f'{name}.pth')
-    config_path = osp.join(args.out_dir, f'{name}.py')
-    meta = dict(dataset_meta=dataset_meta(hf_model.config), converted_from=osp.abspath(args.hf_dir),
+    from mmseg_maskformer.converters import convert_hf_maskformer
+    hf_model = transformers.MaskFormerForInstanceSegmentation.from_pretrained(
+        hf_dir, local_files_only=True).eval()
+    image_mean, image_std = image_normalisation(hf_dir)
+    model_cfg, state_dict = convert_hf_maskformer(hf_model, image_mean, image_std)
+    meta = dict(dataset_meta=dataset_meta(hf_model.config), converted_from=osp.abspath(hf_dir),
                 transformers_version=transformers.__version__)
-    torch.save(dict(state_dict=state_dict, meta=meta), checkpoint_path)
+    checkpoint_path = save_checkpoint(state_dict, meta, out_dir, name)
+    config_path = osp.join(out_dir, f'{name}.py')
     Config(dict(
         custom_imports=dict(imports=['mmseg_maskformer.models'], allow_failed_imports=False),
         default_scope='mmseg',
@@ -72,6 +81,44 @@ def main():
     )).dump(config_path)
     print(f'config: {config_path}')
     print(f'checkpoint: {checkpoint_path}')
+
+
+def convert_official(path, config_path, out_dir, name):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from mmseg_maskformer.converters import check_state_dict_fits, convert_official_maskformer
+    if config_path is None:
+        sys.exit(f'{path} is an official MaskFormer checkpoint: pass --config with the mmseg '
+                 'config of the same model (see configs/maskformer/)')
+    state_dict = convert_official_maskformer(path)
+    cfg = Config.fromfile(config_path)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    check_state_dict_fits(state_dict, MODELS.build(cfg.model))
+    meta = dict(converted_from=osp.abspath(path), config=osp.abspath(config_path))
+    print(f'checkpoint: {save_checkpoint(state_dict, meta, out_dir, name)}')
+
+
+def save_checkpoint(state_dict, meta, out_dir, name):
+    os.makedirs(out_dir, exist_ok=True)
+    checkpoint_path = osp.join(out_dir, f'{name}.pth')
+    torch.save(dict(state_dict=state_dict, meta=meta), checkpoint_path)
+    return checkpoint_path
+
+
+def main():
+    args = parse_args()
+    source = osp.normpath(args.source)
+    if osp.isdir(source):
+        if args.config is not None:
+            sys.exit('--config is for official checkpoints; an HF directory brings its own')
+        convert_hf(source, args.out_dir, args.name or osp.basename(source))
+    elif osp.splitext(source)[1] in OFFICIAL_EXTENSIONS:
+        name = args.name or osp.splitext(osp.basename(source))[0]
+        convert_official(source, args.config, args.out_dir, name)
+    else:
+        sys.exit(f'{args.source}: expected an official .pkl / .pth file or a transformers '
+                 'save_pretrained directory')
 
 
 if __name__ == '__main__':

@@ -17,6 +17,20 @@ TINY_BACKBONE = dict(embedding_size=16, hidden_sizes=[32, 64, 128, 256], depths=
 TINY_DECODER = dict(d_model=32, decoder_layers=3, decoder_attention_heads=4, decoder_ffn_dim=64,
                     num_queries=10)
 
+# Layouts the oracle tests cover.
+CASES = {
+    # ResNet-50 layout, 2048 -> d_model input projection, 3 decoder layers.
+    'r50': dict(),
+    # stem as wide as stage 1 (no stage-1 projection shortcut), d_model equal to the stride-32 width
+    # (no input projection), FPN wider than the mask features.
+    'r101-no-shortcut-no-proj': dict(
+        backbone=dict(depths=[3, 4, 23, 3], embedding_size=32),
+        decoder=dict(d_model=256, decoder_attention_heads=8, decoder_ffn_dim=96, num_queries=12),
+        fpn_feature_size=64, num_labels=7),
+    'r152-6-layers': dict(backbone=dict(depths=[3, 8, 36, 3]),
+                          decoder=dict(decoder_layers=6, d_model=64, decoder_attention_heads=2)),
+}
+
 
 def tiny_hf_config(backbone=None, decoder=None, **overrides) -> MaskFormerConfig:
     """``backbone``: ResNetConfig fields over ``TINY_BACKBONE``, or a whole backbone config."""

@@ -14,12 +14,13 @@ import os
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hf_testing import (NUM_LABELS, STAGES, build_converted, max_abs_diff, our_logits,
+from hf_testing import (CASES, NUM_LABELS, STAGES, build_converted, max_abs_diff, our_logits,
                         sample_with_gt, tiny_hf_config, tiny_hf_model)
 from mmseg.apis import init_model
 from mmseg.models.backbones.resnet import Bottleneck, ResNet
@@ -29,7 +30,8 @@ from transformers.models.maskformer.modeling_maskformer import (pair_wise_dice_l
                                                                 pair_wise_sigmoid_focal_loss)
 
 from mmseg_maskformer.converters import convert_hf_maskformer
-from mmseg_maskformer.converters.hf import BOTTLENECK_DEPTHS, BOTTLENECK_EXPANSION
+from mmseg_maskformer.converters.hf import (BOTTLENECK_DEPTHS, BOTTLENECK_EXPANSION,
+                                            check_supported)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOGIT_ATOL = 1e-4
@@ -56,20 +58,6 @@ def random_sem_seg(size, generator, num_classes=NUM_LABELS, ignore_index=255):
     sem_seg = F.interpolate(coarse, size=size, mode='nearest')[0, 0].long()
     sem_seg[:, :5] = ignore_index
     return sem_seg
-
-
-CASES = {
-    # ResNet-50 layout, 2048 -> d_model input projection, 3 decoder layers.
-    'r50': dict(),
-    # stem as wide as stage 1 (no stage-1 projection shortcut), d_model equal to the stride-32 width
-    # (no input projection), FPN wider than the mask features.
-    'r101-no-shortcut-no-proj': dict(
-        backbone=dict(depths=[3, 4, 23, 3], embedding_size=32),
-        decoder=dict(d_model=256, decoder_attention_heads=8, decoder_ffn_dim=96, num_queries=12),
-        fpn_feature_size=64, num_labels=7),
-    'r152-6-layers': dict(backbone=dict(depths=[3, 8, 36, 3]),
-                          decoder=dict(decoder_layers=6, d_model=64, decoder_attention_heads=2)),
-}
 
 
 @pytest.mark.parametrize('case', CASES)
@@ -274,11 +262,11 @@ def test_config_fields_come_from_hf():
 
 
 UNSUPPORTED = {
-    'backbone_config.model_type': dict(backbone=SwinConfig(
+    'backbone_config.use_absolute_embeddings': dict(backbone=SwinConfig(
         embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8], window_size=4, image_size=64,
-        out_features=STAGES)),
-    'backbone_config.layer_type': dict(backbone=dict(layer_type='basic')),
+        out_features=STAGES, use_absolute_embeddings=True)),
     'backbone_config.hidden_act': dict(backbone=dict(hidden_act='gelu')),
+    'backbone_config.layer_type': dict(backbone=dict(layer_type='basic')),
     'backbone_config.downsample_in_bottleneck': dict(backbone=dict(downsample_in_bottleneck=True)),
     'backbone_config.downsample_in_first_stage': dict(
         backbone=dict(downsample_in_first_stage=True)),
@@ -294,6 +282,12 @@ def test_unsupported_config_raises_naming_the_field(field):
     hf_model = MaskFormerForInstanceSegmentation(tiny_hf_config(**UNSUPPORTED[field]))
     with pytest.raises(ValueError, match=re.escape(field)):
         convert_hf_maskformer(hf_model)
+
+
+def test_unsupported_backbone_type_raises_naming_it():
+    config = SimpleNamespace(backbone_config=SimpleNamespace(model_type='convnext'))
+    with pytest.raises(ValueError, match="model_type='convnext'.*'resnet', 'swin'"):
+        check_supported(config)
 
 
 def test_depth_table_matches_mmseg_resnet():
@@ -319,3 +313,36 @@ def test_decoder_auxiliary_loss_warns():
     hf_model = tiny_hf_model(decoder=dict(auxiliary_loss=True))
     with pytest.warns(UserWarning, match='auxiliary_loss'):
         convert_hf_maskformer(hf_model)
+
+
+def test_swin_config_fields_come_from_hf():
+    backbone = SwinConfig(embed_dim=32, depths=[2, 2, 3, 2], num_heads=[1, 2, 4, 8],
+                          window_size=5, mlp_ratio=2.0, image_size=96, out_features=STAGES)
+    model_cfg, _ = convert_hf_maskformer(tiny_hf_model(backbone=backbone))
+    ours = model_cfg['backbone']
+    assert ours['type'] == 'SwinTransformer'
+    assert (ours['embed_dims'], ours['depths'], ours['num_heads']) == (32, [2, 2, 3, 2],
+                                                                      [1, 2, 4, 8])
+    assert (ours['window_size'], ours['mlp_ratio'], ours['patch_size']) == (5, 2.0, 4)
+    assert ours['strides'] == (4, 2, 2, 2) and ours['out_indices'] == (0, 1, 2, 3)
+    assert ours['use_abs_pos_embed'] is False and ours['qkv_bias'] is True
+    assert model_cfg['decode_head']['in_channels'] == [32, 64, 128, 256]
+
+
+def test_saved_swin_model_converts(tmp_path, record_property):
+    # save_pretrained stores the MaskFormerSwinConfig HF built from the SwinConfig
+    # (model_type 'maskformer-swin'): the reloaded model converts as well.
+    backbone = SwinConfig(embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
+                          window_size=3, image_size=64, out_features=STAGES)
+    tiny_hf_model(seed=9, backbone=backbone).save_pretrained(tmp_path)
+    hf_model = MaskFormerForInstanceSegmentation.from_pretrained(tmp_path).eval()
+    assert hf_model.config.backbone_config.model_type == 'maskformer-swin'
+    model = build_converted(hf_model)
+    pixel_values = torch.randn(1, 3, 75, 101)
+    with torch.no_grad():
+        expected = hf_model(pixel_values=pixel_values)
+    cls_logits, mask_logits = our_logits(model, pixel_values)
+    mask_diff = max_abs_diff(mask_logits[-1], expected.masks_queries_logits)
+    report(record_property, 'saved_swin.mask_logits_max_abs_diff', mask_diff)
+    assert max_abs_diff(cls_logits[-1], expected.class_queries_logits) <= LOGIT_ATOL
+    assert mask_diff <= LOGIT_ATOL

@@ -1,0 +1,189 @@
+"""Official-format MaskFormer checkpoints (facebookresearch/MaskFormer) made from random HF models.
+
+The official -> HF key mapping is the one of transformers' conversion scripts
+(``src/transformers/models/maskformer/convert_maskformer_{resnet,swin}_to_pytorch.py``:
+``create_rename_keys``, ``read_in_swin_q_k_v``, ``read_in_decoder_q_k_v``), written out here
+independently of the converters and run backwards: HF model -> official-format dict. The HF
+model then serves as the executable oracle of what the official network computes.
+"""
+import pickle
+
+import numpy as np
+import torch
+
+# Names transformers 5 gave the decoder-layer modules the scripts still call by their old names.
+HF_RENAMES = (('.self_attn.out_proj.', '.self_attn.o_proj.'),
+              ('.encoder_attn.out_proj.', '.encoder_attn.o_proj.'),
+              ('.fc1.', '.mlp.fc1.'), ('.fc2.', '.mlp.fc2.'))
+LINEAR = ('weight', 'bias')
+BN = ('weight', 'bias', 'running_mean', 'running_var')
+
+
+def _current_hf_name(script_name: str) -> str:
+    if script_name.startswith('model.transformer_module.decoder.layers.'):
+        for old, new in HF_RENAMES:
+            script_name = script_name.replace(old, new)
+    return script_name
+
+
+def _resnet_renames(backbone):
+    hf = 'model.pixel_level_module.encoder'
+    yield 'backbone.stem.conv1.weight', f'{hf}.embedder.embedder.convolution.weight'
+    for p in BN:
+        yield f'backbone.stem.conv1.norm.{p}', f'{hf}.embedder.embedder.normalization.{p}'
+    for stage, blocks in enumerate(backbone.depths):
+        for block in range(blocks):
+            official = f'backbone.res{stage + 2}.{block}'
+            layer = f'{hf}.encoder.stages.{stage}.layers.{block}'
+            if block == 0:
+                yield f'{official}.shortcut.weight', f'{layer}.shortcut.convolution.weight'
+                for p in BN:
+                    yield f'{official}.shortcut.norm.{p}', f'{layer}.shortcut.normalization.{p}'
+            for i in range(3):
+                yield f'{official}.conv{i + 1}.weight', f'{layer}.layer.{i}.convolution.weight'
+                for p in BN:
+                    yield f'{official}.conv{i + 1}.norm.{p}', f'{layer}.layer.{i}.normalization.{p}'
+
+
+def _swin_renames(backbone):
+    hf = 'model.pixel_level_module.encoder.model'
+    for p in LINEAR:
+        yield f'backbone.patch_embed.proj.{p}', f'{hf}.embeddings.patch_embeddings.projection.{p}'
+        yield f'backbone.patch_embed.norm.{p}', f'{hf}.embeddings.norm.{p}'
+    for i, blocks in enumerate(backbone.depths):
+        for j in range(blocks):
+            official = f'backbone.layers.{i}.blocks.{j}'
+            block = f'{hf}.encoder.layers.{i}.blocks.{j}'
+            for name in ('relative_position_bias_table', 'relative_position_index'):
+                yield f'{official}.attn.{name}', f'{block}.attention.self.{name}'
+            for p in LINEAR:
+                yield f'{official}.norm1.{p}', f'{block}.layernorm_before.{p}'
+                yield f'{official}.attn.proj.{p}', f'{block}.attention.output.dense.{p}'
+                yield f'{official}.norm2.{p}', f'{block}.layernorm_after.{p}'
+                yield f'{official}.mlp.fc1.{p}', f'{block}.intermediate.dense.{p}'
+                yield f'{official}.mlp.fc2.{p}', f'{block}.output.dense.{p}'
+        if i < 3:
+            yield (f'backbone.layers.{i}.downsample.reduction.weight',
+                   f'{hf}.encoder.layers.{i}.downsample.reduction.weight')
+            for p in LINEAR:
+                yield (f'backbone.layers.{i}.downsample.norm.{p}',
+                       f'{hf}.encoder.layers.{i}.downsample.norm.{p}')
+        for p in LINEAR:
+            yield (f'backbone.norm{i}.{p}',
+                   f'model.pixel_level_module.encoder.hidden_states_norms.{i}.{p}')
+
+
+def _head_renames(decoder_layers):
+    decoder = 'model.pixel_level_module.decoder'
+    for p in ('weight', ):
+        yield f'sem_seg_head.layer_4.{p}', f'{decoder}.fpn.stem.0.{p}'
+    for p in LINEAR:
+        yield f'sem_seg_head.layer_4.norm.{p}', f'{decoder}.fpn.stem.1.{p}'
+    for source_index, target_index in zip(range(3, 0, -1), range(0, 3)):
+        yield (f'sem_seg_head.adapter_{source_index}.weight',
+               f'{decoder}.fpn.layers.{target_index}.proj.0.weight')
+        yield (f'sem_seg_head.layer_{source_index}.weight',
+               f'{decoder}.fpn.layers.{target_index}.block.0.weight')
+        for p in LINEAR:
+            yield (f'sem_seg_head.adapter_{source_index}.norm.{p}',
+                   f'{decoder}.fpn.layers.{target_index}.proj.1.{p}')
+            yield (f'sem_seg_head.layer_{source_index}.norm.{p}',
+                   f'{decoder}.fpn.layers.{target_index}.block.1.{p}')
+    for p in LINEAR:
+        yield f'sem_seg_head.mask_features.{p}', f'{decoder}.mask_projection.{p}'
+    predictor = 'sem_seg_head.predictor'
+    transformer = 'model.transformer_module'
+    for idx in range(decoder_layers):
+        official = f'{predictor}.transformer.decoder.layers.{idx}'
+        hf = f'{transformer}.decoder.layers.{idx}'
+        for p in LINEAR:
+            yield f'{official}.self_attn.out_proj.{p}', f'{hf}.self_attn.out_proj.{p}'
+            yield f'{official}.multihead_attn.out_proj.{p}', f'{hf}.encoder_attn.out_proj.{p}'
+            yield f'{official}.linear1.{p}', f'{hf}.fc1.{p}'
+            yield f'{official}.linear2.{p}', f'{hf}.fc2.{p}'
+            yield f'{official}.norm1.{p}', f'{hf}.self_attn_layer_norm.{p}'
+            yield f'{official}.norm2.{p}', f'{hf}.encoder_attn_layer_norm.{p}'
+            yield f'{official}.norm3.{p}', f'{hf}.final_layer_norm.{p}'
+    for p in LINEAR:
+        yield f'{predictor}.transformer.decoder.norm.{p}', f'{transformer}.decoder.layernorm.{p}'
+        yield f'{predictor}.input_proj.{p}', f'{transformer}.input_projection.{p}'
+        yield f'{predictor}.class_embed.{p}', f'class_predictor.{p}'
+        for i in range(3):
+            yield f'{predictor}.mask_embed.layers.{i}.{p}', f'mask_embedder.{i}.0.{p}'
+    yield f'{predictor}.query_embed.weight', f'{transformer}.queries_embedder.weight'
+
+
+def _packed_projections(config):
+    """(official packed key, HF q/k/v keys): decoder attentions and, for Swin, ``attn.qkv``."""
+    for idx in range(config.decoder_config.decoder_layers):
+        for official_attn, hf_attn in (('self_attn', 'self_attn'),
+                                       ('multihead_attn', 'encoder_attn')):
+            for p in LINEAR:
+                yield (f'sem_seg_head.predictor.transformer.decoder.layers.{idx}.{official_attn}.'
+                       f'in_proj_{p}', [f'model.transformer_module.decoder.layers.{idx}.{hf_attn}.'
+                                        f'{x}_proj.{p}' for x in 'qkv'])
+    backbone = config.backbone_config
+    if 'swin' in backbone.model_type:
+        hf = 'model.pixel_level_module.encoder.model.encoder.layers'
+        for i, blocks in enumerate(backbone.depths):
+            for j in range(blocks):
+                for p in LINEAR:
+                    yield (f'backbone.layers.{i}.blocks.{j}.attn.qkv.{p}',
+                           [f'{hf}.{i}.blocks.{j}.attention.self.{x}.{p}'
+                            for x in ('query', 'key', 'value')])
+
+
+def official_state_from_hf(hf_model, pixel_decoder_prefix: bool = False) -> dict:
+    """{official key: numpy array} of an HF ``MaskFormerForInstanceSegmentation``.
+
+    ``pixel_decoder_prefix``: name the pixel decoder as the official code writes it
+    (``sem_seg_head.pixel_decoder.layer_4``) instead of the released files' raw names.
+    """
+    config = hf_model.config
+    hf_state = hf_model.state_dict()
+    backbone = config.backbone_config
+    renames = list(_swin_renames(backbone) if 'swin' in backbone.model_type else
+                   _resnet_renames(backbone))
+    renames += list(_head_renames(config.decoder_config.decoder_layers))
+    official = {}
+    used = set()
+    for official_key, script_key in renames:
+        hf_key = _current_hf_name(script_key)
+        if hf_key not in hf_state and ('shortcut' in hf_key or 'input_projection' in hf_key):
+            continue  # absent in this HF model (no projection needed)
+        official[official_key] = hf_state[hf_key]
+        used.add(hf_key)
+    for official_key, hf_keys in _packed_projections(config):
+        official[official_key] = torch.cat([hf_state[_current_hf_name(k)] for k in hf_keys])
+        used.update(_current_hf_name(k) for k in hf_keys)
+    # The official criterion buffer: 1 per class, the no-object weight last.
+    official['criterion.empty_weight'] = hf_state['criterion.empty_weight']
+    used.add('criterion.empty_weight')
+    unused = {k for k in hf_state.keys() - used
+              if not k.endswith('num_batches_tracked')
+              and not k.startswith('model.pixel_level_module.encoder.model.layernorm.')}
+    assert not unused, f'the oracle mapping misses HF tensors: {sorted(unused)[:5]}'
+    if pixel_decoder_prefix:
+        official = {
+            k.replace('sem_seg_head.', 'sem_seg_head.pixel_decoder.')
+            if k.startswith('sem_seg_head.') and not k.startswith('sem_seg_head.predictor.')
+            else k: v for k, v in official.items()}
+    return {k: v.detach().numpy().copy() for k, v in official.items()}
+
+
+def write_official_pkl(path, state: dict) -> str:
+    """The released format: a pickle of ``{'model': {name: ndarray}, '__author__': ...}``."""
+    with open(path, 'wb') as f:
+        pickle.dump({'model': state, '__author__': 'test'}, f)
+    return str(path)
+
+
+def write_official_pth(path, state: dict) -> str:
+    """What the official training code writes: ``{'model': {name: tensor}, 'iteration': ...}``."""
+    torch.save({'model': {k: torch.from_numpy(v) for k, v in state.items()}, 'iteration': 7},
+               path)
+    return str(path)
+
+
+def random_array(*shape, rng) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32) * 0.2
