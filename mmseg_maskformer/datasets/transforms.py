@@ -19,7 +19,8 @@ class RandomRangeCrop(RandomCrop):
     def __init__(self, size_range: Tuple[int, int], **kwargs) -> None:
         low, high = size_range
         if not 0 < low <= high:
-            raise ValueError(f'size_range must be (low, high) with 0 < low <= high, got {size_range}')
+            raise ValueError('size_range must be (low, high) with 0 < low <= high, got '
+                             f'{size_range}')
         super().__init__(crop_size=(high, high), **kwargs)
         self.size_range = (low, high)
 

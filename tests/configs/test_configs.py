@@ -26,8 +26,9 @@ with open(os.path.join(REPO, 'configs/maskformer/metafile.yaml')) as f:
 SEMANTIC_ZOO = [path for path, model in ZOO.items()
                 if model['Results']['Task'] == 'Semantic Segmentation']
 PANOPTIC_ZOO = [path for path in ZOO if path not in SEMANTIC_ZOO]
-# Official TEST.AUG (configs/ade20k-150/Base-ADE20K-150.yaml, configs/ade20k-150/swin/*_res640.yaml,
-# configs/coco-stuff-10k-171/Base-COCOStuff10K-171.yaml, configs/cityscapes-19/Base-Cityscapes-19.yaml).
+# Official TEST.AUG (facebookresearch/MaskFormer configs/ade20k-150/Base-ADE20K-150.yaml,
+# configs/ade20k-150/swin/*_res640.yaml, configs/coco-stuff-10k-171/Base-COCOStuff10K-171.yaml,
+# configs/cityscapes-19/Base-Cityscapes-19.yaml).
 OFFICIAL_TTA = {
     'ade20k-512x512': ((256, 384, 512, 640, 768, 896), 3584),
     'ade20k-640x640': ((320, 480, 640, 800, 960, 1120), 4480),
@@ -102,7 +103,8 @@ def test_zoo_config_matches_the_table(path):
     train = list(transforms(cfg.train_dataloader.dataset.pipeline))
     for crop in (t for t in train if t.type in ('RandomCrop', 'RandomRangeCrop')):
         assert crop.get('ignore_index', 255) == ignore
-    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    evaluators = cfg.test_evaluator
+    evaluators = evaluators if isinstance(evaluators, list) else [evaluators]
     for evaluator in (e for e in evaluators if e.type == 'IoUMetric'):
         assert evaluator.get('ignore_index', 255) == ignore
     if 'coco-panoptic' in path:
@@ -143,7 +145,8 @@ def test_panoptic_configs_have_no_tta(path):
 
 @pytest.mark.parametrize('path', [p for p in ZOO if 'r101c' in p])
 def test_r101c_is_the_deeplab_resnet(path):
-    # detectron2's DeepLab ResNet: stem 3→64 (stride 2)→64→128, res5 dilations 1, 2, 4, stride 32.
+    # detectron2's DeepLab ResNet: stem 3→64 (stride 2)→64→128, res5 dilations 1, 2, 4,
+    # stride 32.
     backbone = build_model(load(path)).backbone
     stem_convs = [m for m in backbone.stem if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.stride[0]) for c in stem_convs] == [

@@ -15,7 +15,8 @@ from PIL import Image
 from mmseg_maskformer.datasets import ADE20K_FULL_CLASSES, Load16BitAnnotations
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(REPO, 'configs/maskformer/maskformer_r50-d32_8xb2-200k_ade20k-full-512x512.py')
+CONFIG = os.path.join(REPO,
+                      'configs/maskformer/maskformer_r50-d32_8xb2-200k_ade20k-full-512x512.py')
 TINY = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
 IGNORE = 65535
 
@@ -47,7 +48,8 @@ def data_root(tmp_path_factory):
             label[40:, :] = IGNORE
             Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(
                 root / 'images_detectron2' / split / f'ADE_{split}_{i}.jpg')
-            Image.fromarray(label).save(root / 'annotations_detectron2' / split / f'ADE_{split}_{i}.tif')
+            Image.fromarray(label).save(
+                root / 'annotations_detectron2' / split / f'ADE_{split}_{i}.tif')
     return root
 
 
@@ -103,7 +105,8 @@ def test_training_step_on_16bit_labels(data_root):
     pipeline[2] = dict(pipeline[2], scales=[48, 64])
     _, dataset = dataset_from_config(data_root, 'training', pipeline)
     tiny = Config.fromfile(TINY)
-    tiny.model.data_preprocessor.update(size=(80, 80), seg_pad_val=cfg.model.data_preprocessor.seg_pad_val)
+    tiny.model.data_preprocessor.update(size=(80, 80),
+                                        seg_pad_val=cfg.model.data_preprocessor.seg_pad_val)
     tiny.model.decode_head.update(num_classes=cfg.model.decode_head.num_classes,
                                   ignore_index=cfg.model.decode_head.ignore_index)
     model = MODELS.build(tiny.model)

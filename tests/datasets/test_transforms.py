@@ -6,12 +6,14 @@ import pytest
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
 
 import mmseg_maskformer.datasets  # noqa: F401  (registers the transforms)
 from mmseg_maskformer.datasets import RandomRangeCrop, generate_shapes_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COCO = os.path.join(REPO, 'configs/maskformer/maskformer_r50-d32_8xb8-554k_coco-panoptic-800x1333.py')
+COCO = os.path.join(REPO,
+                    'configs/maskformer/maskformer_r50-d32_8xb8-554k_coco-panoptic-800x1333.py')
 
 
 def inputs(height, width):
@@ -29,8 +31,9 @@ def test_crop_sides_are_drawn_from_the_range_clipped_to_the_image():
     for _ in range(200):
         results = crop(inputs(500, 900))
         height, width = results['img'].shape[:2]
-        assert 384 <= height <= 500 and 384 <= width <= 600  # detectron2: [min(h, 384), min(h, 600)]
-        assert results['gt_seg_map'].shape == (height, width) and results['img_shape'] == (height, width)
+        # detectron2: each side in [min(side, 384), min(side, 600)]
+        assert 384 <= height <= 500 and 384 <= width <= 600
+        assert results['gt_seg_map'].shape == results['img_shape'] == (height, width)
         heights.add(height)
         widths.add(width)
     assert len(heights) > 50 and len(widths) > 50 and max(widths) > 580
@@ -64,10 +67,10 @@ def test_coco_panoptic_training_pipeline_runs_on_panoptic_data(tmp_path):
     generate_shapes_dataset(str(tmp_path), num_train=4, num_val=1, size=64, seed=0)
     cfg = Config.fromfile(COCO)
     init_default_scope('mmseg')
-    from mmseg.registry import DATASETS
     dataset = DATASETS.build(dict(
         cfg.train_dataloader.dataset, data_root=str(tmp_path), ann_file='panoptic_train.json',
-        img_suffix='.png', data_prefix=dict(img_path='img_dir/train', seg_map_path='panoptic/train'),
+        img_suffix='.png',
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='panoptic/train'),
         pipeline=[]))
     pipeline = Compose(cfg.train_pipeline)
     np.random.seed(0)
