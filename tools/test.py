@@ -61,6 +61,10 @@ def main():
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
+        if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
+            raise SystemExit(f'--tta: {args.config} defines no tta_model / tta_pipeline (test-time '
+                             'augmentation of panoptic outputs is not part of the official '
+                             'MaskFormer code)')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model

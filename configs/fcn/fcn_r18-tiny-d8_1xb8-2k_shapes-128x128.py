@@ -16,3 +16,5 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
+# Per-pixel logits: mmseg's merge (softmax per view, then mean) is the right one here.
+tta_model = dict(type='SegTTAModel')

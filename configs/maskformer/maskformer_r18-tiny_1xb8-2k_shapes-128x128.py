@@ -3,3 +3,4 @@ _base_ = [
     '../_base_/models/maskformer_r18-tiny.py', '../_base_/datasets/shapes.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_shapes_2k.py'
 ]
+tta_model = dict(type='mmseg_maskformer.MaskFormerTTAModel')

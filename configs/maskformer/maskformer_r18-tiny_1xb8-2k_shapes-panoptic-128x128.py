@@ -11,3 +11,5 @@ model = dict(
     type='mmseg_maskformer.MaskFormerSegmentor',
     decode_head=dict(
         test_cfg=dict(mode='panoptic', object_mask_threshold=0.8, overlap_threshold=0.8)))
+# Test-time augmentation of panoptic outputs is not part of the official code.
+tta_model = None

@@ -1,23 +1,27 @@
-"""Datasets. Importing this package registers ``ShapesDataset``, ``CocoPanopticSegDataset`` and
-its transforms with MMSegmentation.
+"""Datasets. Importing this package registers ``ShapesDataset``, ``CocoPanopticSegDataset``,
+``ADE20KFullDataset`` and their transforms with MMSegmentation.
 
 The Shapes generator (:mod:`.shapes`) needs only numpy and Pillow, so that the data can be made
 where MMSegmentation is not installed; the registration is then skipped and the dataset classes
 raise the original ImportError when they are used.
 """
+from .ade20k_full_classes import ADE20K_FULL_CLASSES
 from .shapes import (CATEGORIES, CLASSES, PALETTE, STUFF_CLASSES, THING_CLASSES,
                      generate_shapes_dataset, id2rgb, render_sample, rgb2id)
 
-_MMSEG_NAMES = ('CocoPanopticSegDataset', 'LoadPanopticAnnotations', 'PackPanopticSegInputs',
+_MMSEG_NAMES = ('ADE20KFullDataset', 'CocoPanopticSegDataset', 'Load16BitAnnotations',
+                'LoadPanopticAnnotations', 'PackPanopticSegInputs', 'RandomRangeCrop',
                 'ShapesDataset')
 __all__ = [
-    'CATEGORIES', 'CLASSES', 'PALETTE', 'STUFF_CLASSES', 'THING_CLASSES',
+    'ADE20K_FULL_CLASSES', 'CATEGORIES', 'CLASSES', 'PALETTE', 'STUFF_CLASSES', 'THING_CLASSES',
     'generate_shapes_dataset', 'id2rgb', 'render_sample', 'rgb2id', *_MMSEG_NAMES
 ]
 
 try:
+    from .ade20k_full import ADE20KFullDataset, Load16BitAnnotations
     from .panoptic import CocoPanopticSegDataset, LoadPanopticAnnotations, PackPanopticSegInputs
     from .shapes_dataset import ShapesDataset
+    from .transforms import RandomRangeCrop
 except ModuleNotFoundError as error:
     # Only a missing OpenMMLab stack is tolerated; any other failure is a real bug.
     if (error.name or '').split('.')[0] not in ('mmseg', 'mmcv', 'mmengine'):

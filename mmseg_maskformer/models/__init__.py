@@ -3,6 +3,7 @@ from .maskformer_head import MaskFormerHead
 from .matcher import HungarianMatcher
 from .pixel_decoder import BasePixelDecoder, TransformerEncoderPixelDecoder
 from .segmentor import MaskFormerSegmentor
+from .tta import MaskFormerTTAModel
 from ..utils.checkpoint import trust_local_checkpoints
 
 # Configs of this project import this package, so their checkpoints load on torch >= 2.6.
@@ -10,5 +11,5 @@ trust_local_checkpoints()
 
 __all__ = [
     'BasePixelDecoder', 'HungarianMatcher', 'MaskFormerHead', 'MaskFormerSegmentor',
-    'TransformerEncoderPixelDecoder'
+    'MaskFormerTTAModel', 'TransformerEncoderPixelDecoder'
 ]

@@ -66,6 +66,26 @@ def test_test_py_loads_checkpoint_and_prints_miou(trained, data_root, tmp_path):
     assert 0.0 <= float(match.group(1)) <= 100.0
 
 
+def test_test_py_tta_merges_views_and_prints_miou(trained, data_root, tmp_path):
+    # Multi-scale + flip on the Shapes config: 6 scales × 2 flips per image, scores averaged.
+    _, checkpoint = trained
+    out = run(['tools/test.py', CONFIG, checkpoint, '--tta', '--work-dir', str(tmp_path),
+               '--cfg-options'] + tiny_options(data_root, 3))
+    match = re.search(r'mIoU: ([0-9.]+)', out)
+    assert match, out[-2000:]
+    assert 0.0 <= float(match.group(1)) <= 100.0
+
+
+def test_test_py_tta_refuses_panoptic_configs(trained, tmp_path):
+    _, checkpoint = trained
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, 'tools/test.py', PANOPTIC_CONFIG, checkpoint, '--tta',
+                             '--work-dir', str(tmp_path)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode != 0
+    assert 'panoptic outputs is not part of the official' in result.stderr, result.stderr[-2000:]
+
+
 def test_resume_continues_from_last_iteration(trained, data_root):
     work_dir, _ = trained
     out = run(['tools/train.py', CONFIG, '--work-dir', work_dir, '--resume', '--cfg-options'] +

@@ -1,14 +1,30 @@
 # COCO 2017 panoptic (133 classes: 80 things, then 53 stuff) under data/coco:
 # train2017/, val2017/, annotations/panoptic_{train,val}2017.json and PNG folders.
-# Training: short side 480-800 (step 32), long side <= 1333, flip; test: short side 800.
+# The official recipe (facebookresearch/MaskFormer configs/coco-panoptic/
+# Base-COCO-PanopticSegmentation.yaml and mask_former/data/dataset_mappers/
+# detr_panoptic_dataset_mapper.py, the DETR augmentation): flip; then with probability 1/2 a
+# resize to a shortest edge of 480..800 (step 32, longest <= 1333), else a resize to a shortest
+# edge of 400, 500 or 600 (no longest-edge limit), a random crop of 384..600 per side and the
+# 480..800 resize; test: shortest edge 800, longest <= 1333. No colour jitter.
 dataset_type = 'CocoPanopticSegDataset'
 data_root = 'data/coco'
+train_scales = [480 + 32 * i for i in range(11)]
+train_max_size = 1333
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPanopticAnnotations'),
-    dict(type='RandomChoiceResize', scales=[480 + 32 * i for i in range(11)],
-         resize_type='ResizeShortestEdge', max_size=1333),
     dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomChoice',
+        transforms=[
+            [dict(type='RandomChoiceResize', scales=train_scales,
+                  resize_type='ResizeShortestEdge', max_size=train_max_size)],
+            [dict(type='RandomChoiceResize', scales=[400, 500, 600],
+                  resize_type='ResizeShortestEdge', max_size=1 << 30),
+             dict(type='RandomRangeCrop', size_range=(384, 600)),
+             dict(type='RandomChoiceResize', scales=train_scales,
+                  resize_type='ResizeShortestEdge', max_size=train_max_size)],
+        ]),
     dict(type='PackPanopticSegInputs')
 ]
 test_pipeline = [

@@ -1,5 +1,7 @@
 # The built-in procedural Shapes dataset (tools/make_shapes_dataset.py writes it to data/shapes):
-# 128×128 images, 6 classes (2 stuff, 4 things).
+# 128×128 images, 6 classes (2 stuff, 4 things). Test-time augmentation as the official 512
+# models scaled to the 128 test size: shortest edges 64..224 (0.5..1.75 ×128), longest <= 896
+# (7 ×128), with and without horizontal flip.
 dataset_type = 'ShapesDataset'
 data_root = 'data/shapes'
 train_pipeline = [
@@ -12,6 +14,17 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
+]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='ResizeShortestEdge', scale=s, max_size=896)
+         for s in (64, 96, 128, 160, 192, 224)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations')],
+        [dict(type='PackSegInputs')],
+    ])
 ]
 train_dataloader = dict(
     batch_size=8,

@@ -1,9 +1,14 @@
-# MaskFormer R50 as in the paper (SPEC §1.1): BasePixelDecoder (GN 32), 6-layer post-norm DETR
-# decoder (256 wide, 8 heads, FFN 2048, dropout 0.1), 100 queries, matcher costs 1 / 20 / 1,
+# MaskFormer R50 as in the paper and the official configs (facebookresearch/MaskFormer
+# configs/ade20k-150/maskformer_R50_bs16_160k.yaml): BasePixelDecoder (GN 32), 6-layer post-norm
+# DETR decoder (256 wide, 8 heads, FFN 2048, dropout 0.1), 100 queries, matcher costs 1 / 20 / 1,
 # losses CE (∅ weight 0.1) + 20·focal + 1·dice with deep supervision.
+#
+# Backbone: torchvision's ResNet-50 layout (stride on the 3×3 conv, 7×7 stem) with frozen
+# BatchNorm, the detectron2 default the official configs keep (RESNETS.NORM unset = FrozenBN,
+# FREEZE_AT 0: every conv trains, no BN statistic or affine parameter does).
 custom_imports = dict(imports=['mmseg_maskformer.models', 'mmseg_maskformer.datasets'],
                       allow_failed_imports=False)
-norm_cfg = dict(type='SyncBN', requires_grad=True)
+norm_cfg = dict(type='BN', requires_grad=False)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     size=(512, 512),
@@ -11,7 +16,10 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    # The official model pads every test image to a multiple of 32
+    # (MASK_FORMER.SIZE_DIVISIBILITY: 32).
+    test_cfg=dict(size_divisor=32))
 num_classes = 150
 model = dict(
     type='EncoderDecoder',
