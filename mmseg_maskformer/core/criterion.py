@@ -132,7 +132,8 @@ class SetCriterion:
                                                 self.importance_sample_ratio, generator)
             preds = fn.point_sample(preds[:, None], points)[:, 0]
             with torch.no_grad():
-                targets = fn.point_sample(targets[:, None].float(), points)[:, 0]
+                # bool / uint8 masks are sampled as they are (no full-resolution float copy).
+                targets = fn.point_sample(targets[:, None], points)[:, 0]
         focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=self.focal_alpha,
                                                  gamma=self.focal_gamma, eps=self.dice_eps)
         return focal.sum() / num_masks, dice.sum() / num_masks
