@@ -125,11 +125,15 @@ inline VecF corner_values(const scalar_t* plane, const int32_t* offset) {
     VecF inside = at::vec::cast<float>(o > VecI(-1));
     return at::vec::mask_gather<sizeof(float)>(VecF(0), plane, o, inside);
   } else {
+    // No gather instruction for these types: lanes are loaded one by one, without branches
+    // (outside corners read element 0, then are zeroed).
+    const VecI o = VecI::loadu(offset);
+    const VecI inside = o > VecI(-1);
+    __at_align__ int32_t index[kLanes];
+    (o & inside).store(index);
     __at_align__ float values[kLanes];
-    for (int64_t l = 0; l < kLanes; ++l) {
-      values[l] = offset[l] >= 0 ? static_cast<float>(plane[offset[l]]) : 0.f;
-    }
-    return VecF::loadu(values);
+    for (int64_t l = 0; l < kLanes; ++l) values[l] = static_cast<float>(plane[index[l]]);
+    return VecF::blendv(VecF(0), VecF::loadu(values), at::vec::cast<float>(inside));
   }
 }
 
