@@ -127,7 +127,8 @@ class SetCriterion:
             return zero, zero
         fn = self.functions
         if self.num_points is None:
-            targets = torch.cat([gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
+            targets = torch.cat(
+                [gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
         else:
             points = fn.sample_uncertain_points(preds, self.num_points, self.oversample_ratio,
                                                 self.importance_sample_ratio, generator)

@@ -129,7 +129,8 @@ def test_point_sampled_mask_losses_follow_mask2former(loss_impl):
     if loss_impl == 'fused' and not ops.extension_available():
         pytest.skip('compiled ops not built')
     mask_logits = 3 * torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    masks = [torch.rand(m, 32, 32, generator=torch.Generator().manual_seed(m)) > 0.5 for m in (3, 5)]
+    masks = [torch.rand(m, 32, 32, generator=torch.Generator().manual_seed(m)) > 0.5
+             for m in (3, 5)]
     indices = [(torch.tensor([0, 2, 3]), torch.tensor([2, 0, 1])),
                (torch.tensor([0, 1, 2, 3]), torch.tensor([4, 1, 0, 3]))]
     num_masks = torch.tensor(7.0)

@@ -92,7 +92,8 @@ def test_low_precision_gradients_accumulate_in_float32(fused, generator, device,
 
 @pytest.mark.parametrize('dtype', [torch.bool, torch.uint8])
 def test_integer_inputs_are_sampled_as_float32(fused, generator, device, dtype):
-    values = torch.randint(0, 2 if dtype == torch.bool else 256, (3, 2, 17, 11), generator=generator)
+    high = 2 if dtype == torch.bool else 256
+    values = torch.randint(0, high, (3, 2, 17, 11), generator=generator)
     inputs = values.to(dtype=dtype, device=device)
     points = _points((3, 70, 2), generator, device)
     for align_corners in (False, True):

@@ -57,8 +57,9 @@ void scatter_points(const acc_t* xy, const scalar_t* grad, int64_t grad_stride,
   for (int64_t p = 0; p < num_points; ++p) {
     const acc_t g = static_cast<acc_t>(grad[p * grad_stride]);
     GridCorners<acc_t>(xy[2 * p], xy[2 * p + 1], height, width, align_corners)
-        .for_each_corner(height, width,
-                         [&](int64_t y, int64_t x, acc_t weight) { plane[y * width + x] += weight * g; });
+        .for_each_corner(height, width, [&](int64_t y, int64_t x, acc_t weight) {
+          plane[y * width + x] += weight * g;
+        });
   }
 }
 
@@ -157,7 +158,8 @@ void sample_points_vec(const at::Tensor& src, const at::Tensor& coords, bool ali
   const int64_t sn = src.stride(0), sc = src.stride(1), sy = src.stride(2), sx = src.stride(3);
   const int64_t chunks_wanted = std::max<int64_t>(
       1, std::min(ceil_div(at::get_num_threads(), batch), ceil_div(num_points, kMinChunk)));
-  const int64_t chunk = std::min(kMaxChunk, kLanes * ceil_div(ceil_div(num_points, chunks_wanted), kLanes));
+  const int64_t chunk =
+      std::min(kMaxChunk, kLanes * ceil_div(ceil_div(num_points, chunks_wanted), kLanes));
   const int64_t chunks = ceil_div(num_points, chunk);
   at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<CornerLanes> corners(chunk / kLanes);
@@ -306,7 +308,9 @@ at::Tensor point_sample_backward_cpu(const at::Tensor& grad_output, const at::Te
   const at::Tensor coords = points.to(compute_dtype(grad_output)).contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grad_output.scalar_type(), "point_sample_backward_cpu",
-      [&] { point_sample_backward_kernel<scalar_t>(grad_output, coords, align_corners, grad_input); });
+      [&] {
+        point_sample_backward_kernel<scalar_t>(grad_output, coords, align_corners, grad_input);
+      });
   return grad_input;
 }
 
