@@ -166,9 +166,12 @@ def cost_op_case(impl, num_masks, device):
     return step
 
 
-def point_sample_case(impl, num_masks, device):
-    logits, _ = op_inputs(num_masks, device)
-    logits = logits[:, None].requires_grad_()
+def point_sample_case(impl, num_masks, channels, device):
+    """One channel per mask with backward (the criterion's predictions), or many channels at
+    shared points without (the matcher: every query of every layer of an image)."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = 4 * torch.randn(num_masks, channels, LOW, LOW, generator=generator)
+    inputs = inputs.to(device).requires_grad_(channels == 1)
     points = torch.rand(num_masks, POINTS, 2, generator=torch.Generator().manual_seed(1)).to(device)
     if impl == 'peer':
         from mmcv.ops import point_sample as fn
@@ -176,7 +179,31 @@ def point_sample_case(impl, num_masks, device):
         fn = _ops(impl).point_sample
 
     def step():
-        fn(logits, points).sum().backward()
+        if channels == 1:
+            fn(inputs, points).sum().backward()
+        else:
+            with torch.no_grad():
+                fn(inputs, points)
+    return step
+
+
+def point_sample_targets_case(impl, num_masks, device):
+    """bool ground-truth masks at the points: mmdet converts them to float first; our compiled op
+    reads them as they are."""
+    _, targets = op_inputs(num_masks, device)
+    targets = targets.bool()[:, None]
+    points = torch.rand(num_masks, POINTS, 2, generator=torch.Generator().manual_seed(1)).to(device)
+    if impl == 'peer':
+        from mmcv.ops import point_sample as mmcv_point_sample
+
+        def fn(masks, points):
+            return mmcv_point_sample(masks.float(), points)
+    else:
+        fn = _ops(impl).point_sample
+
+    def step():
+        with torch.no_grad():
+            fn(targets, points)
     return step
 
 
@@ -205,13 +232,19 @@ def min_bytes(case, args):
     the DRAM-bandwidth floor on a GPU; None for the criterion, which is many kernels."""
     if case == 'criterion':
         return None
-    (n, ) = args
+    n = args[0]
     if case == 'sigmoid_focal_dice_loss':  # fwd + bwd: logits and uint8 targets twice, grad once
         return 3 * n * LOW * LOW * 4 + 2 * n * HIGH * HIGH
     if case == 'pairwise_mask_costs':  # Q logits, the M targets' sampled pixels, two Q×M outputs
         return QUERIES * LOW * LOW * 4 + n * LOW * LOW + 2 * QUERIES * n * 4
-    if case == 'point_sample':  # fwd + bwd: input, points twice, output and its grad, grad_input
+    if case == 'point_sample':
+        n, channels = args
+        if channels > 1:  # fwd: each input pixel at most once, points, output
+            return n * channels * LOW * LOW * 4 + n * POINTS * 8 + n * channels * POINTS * 4
+        # fwd + bwd: input, points twice, output and its grad, grad_input
         return 2 * n * LOW * LOW * 4 + 2 * n * POINTS * 8 + 2 * n * POINTS * 4
+    if case == 'point_sample_targets':  # each mask byte at most once, points, float output
+        return n * HIGH * HIGH + n * POINTS * 8 + n * POINTS * 4
     # sample_uncertain_points: logits, candidates written and read, points written
     return n * LOW * LOW * 4 + 2 * n * 3 * POINTS * 8 + n * POINTS * 8
 
@@ -236,6 +269,7 @@ CASES = {
     'sigmoid_focal_dice_loss': (loss_op_case, ('peer', 'reference', 'fused')),
     'pairwise_mask_costs': (cost_op_case, ('peer', 'reference', 'fused')),
     'point_sample': (point_sample_case, ('peer', 'reference', 'fused')),
+    'point_sample_targets': (point_sample_targets_case, ('peer', 'reference', 'fused')),
     'sample_uncertain_points': (uncertain_points_case, ('peer', 'reference', 'fused')),
 }
 
@@ -320,7 +354,9 @@ def plan(quick):
     for n in ((40, ) if quick else (40, 160)):
         yield 'sigmoid_focal_dice_loss', (n, ), f'N={n}, {LOW}²→{HIGH}²'
     yield 'pairwise_mask_costs', (20, ), f'Q={QUERIES}, M=20, {LOW}²'
-    yield 'point_sample', (40, ), f'N=40, P={POINTS}'
+    yield 'point_sample', (40, 1), f'N=40, P={POINTS}'
+    yield 'point_sample', (1, LAYERS * QUERIES), f'C={LAYERS * QUERIES}, P={POINTS}, no grad'
+    yield 'point_sample_targets', (40, ), f'N=40 bool {HIGH}², P={POINTS}'
     yield 'sample_uncertain_points', (40, ), f'N=40, P={POINTS}'
 
 

@@ -88,10 +88,14 @@ std::tuple<at::Tensor, at::Tensor> finish_pairwise_costs(const at::Tensor& terms
   return {focal, dice};
 }
 
-void check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points) {
-  TORCH_CHECK(inputs.dim() == 4 && at::isFloatingType(inputs.scalar_type()),
-              "point_sample: inputs must be a floating (N, C, H, W) tensor, got ",
-              inputs.scalar_type(), " ", inputs.sizes());
+at::Tensor check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points) {
+  const at::ScalarType dtype = inputs.scalar_type();
+  TORCH_CHECK(inputs.dim() == 4 && (at::isFloatingType(dtype) || dtype == at::kBool ||
+                                    dtype == at::kByte),
+              "point_sample: inputs must be a floating, bool or uint8 (N, C, H, W) tensor, got ",
+              dtype, " ", inputs.sizes());
+  TORCH_CHECK(inputs.size(2) > 0 && inputs.size(3) > 0,
+              "point_sample: inputs must have a non-empty (H, W), got ", inputs.sizes());
   TORCH_CHECK(points.dim() == 3 && points.size(2) == 2 && at::isFloatingType(points.scalar_type()),
               "point_sample: points must be a floating (N, P, 2) tensor, got ",
               points.scalar_type(), " ", points.sizes());
@@ -100,6 +104,29 @@ void check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points)
               " and ", points.size(0));
   TORCH_CHECK(points.device() == inputs.device(), "point_sample: points are on ", points.device(),
               " but inputs are on ", inputs.device());
+  return dtype == at::kBool ? inputs.view(at::kByte) : inputs;
+}
+
+at::ScalarType point_sample_dtype(const at::Tensor& inputs) {
+  return at::isFloatingType(inputs.scalar_type()) ? inputs.scalar_type() : at::kFloat;
+}
+
+void check_point_sample_backward_args(const at::Tensor& grad_output, const at::Tensor& points,
+                                      int64_t height, int64_t width) {
+  TORCH_CHECK(height > 0 && width > 0,
+              "point_sample_backward: height and width must be positive, got ", height, " and ",
+              width);
+  TORCH_CHECK(grad_output.dim() == 3 && at::isFloatingType(grad_output.scalar_type()),
+              "point_sample_backward: grad_output must be a floating (N, C, P) tensor, got ",
+              grad_output.scalar_type(), " ", grad_output.sizes());
+  TORCH_CHECK(points.dim() == 3 && points.size(2) == 2 && at::isFloatingType(points.scalar_type()),
+              "point_sample_backward: points must be a floating (N, P, 2) tensor, got ",
+              points.scalar_type(), " ", points.sizes());
+  TORCH_CHECK(grad_output.size(0) == points.size(0) && grad_output.size(2) == points.size(1),
+              "point_sample_backward: grad_output must be (N, C, P) for (N, P, 2) points, got ",
+              grad_output.sizes(), " and ", points.sizes());
+  TORCH_CHECK(points.device() == grad_output.device(), "point_sample_backward: points are on ",
+              points.device(), " but grad_output is on ", grad_output.device());
 }
 
 }  // namespace ops

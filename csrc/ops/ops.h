@@ -46,7 +46,17 @@ at::Tensor focal_dice_grad_coefficients(const at::Tensor& grad_focal, const at::
 std::tuple<at::Tensor, at::Tensor> finish_pairwise_costs(const at::Tensor& terms,
                                                          const at::Tensor& targets, double eps);
 
-void check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points);
+// Validates point_sample's arguments; returns the inputs as the kernels read them (bool viewed as
+// uint8). Samples have the inputs' dtype, float32 for bool and uint8 inputs (point_sample_dtype).
+at::Tensor check_point_sample_args(const at::Tensor& inputs, const at::Tensor& points);
+at::ScalarType point_sample_dtype(const at::Tensor& inputs);
+void check_point_sample_backward_args(const at::Tensor& grad_output, const at::Tensor& points,
+                                      int64_t height, int64_t width);
+// The kernels' compute and output element types for point_sample inputs of element type scalar_t.
+template <typename scalar_t>
+using sample_acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+template <typename scalar_t>
+using sample_out_t = std::conditional_t<std::is_same_v<scalar_t, uint8_t>, float, scalar_t>;
 
 // In-place view of a 3-D tensor for the kernels (const T for inputs).
 template <typename T>

@@ -125,17 +125,39 @@ class SetCriterion:
             # No segment in the whole batch: zero loss that still reaches every mask logit.
             zero = mask_logits.sum() * 0.0
             return zero, zero
-        targets = torch.cat([gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
         fn = self.functions
-        if self.num_points is not None:
+        if self.num_points is None:
+            targets = torch.cat(
+                [gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
+        else:
             points = fn.sample_uncertain_points(preds, self.num_points, self.oversample_ratio,
                                                 self.importance_sample_ratio, generator)
             preds = fn.point_sample(preds[:, None], points)[:, 0]
             with torch.no_grad():
-                targets = fn.point_sample(targets[:, None].float(), points)[:, 0]
+                targets = self._sample_matched_targets(gt_masks, indices, points)
         focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=self.focal_alpha,
                                                  gamma=self.focal_gamma, eps=self.dice_eps)
         return focal.sum() / num_masks, dice.sum() / num_masks
+
+    def _sample_matched_targets(self, gt_masks: Sequence[torch.Tensor],
+                                indices: List[Tuple[torch.Tensor, torch.Tensor]],
+                                points: torch.Tensor) -> torch.Tensor:
+        """(N, P) samples of the matched ground-truth masks at their predictions' points.
+
+        Each image's masks are sampled where they lie, bool / uint8 ones without a float copy,
+        rather than first gathered into an (N, H, W) copy of the matched masks.
+        """
+        samples, offset = [], 0
+        for masks, (_, gt_idx) in zip(gt_masks, indices):
+            if len(gt_idx) == 0:
+                continue
+            matched_points = points[offset:offset + len(gt_idx)]
+            offset += len(gt_idx)
+            # A matching uses each target at most once: give every target its prediction's points.
+            target_points = matched_points.new_zeros((masks.shape[0], ) + matched_points.shape[1:])
+            target_points[gt_idx] = matched_points
+            samples.append(self.functions.point_sample(masks[:, None], target_points)[gt_idx, 0])
+        return torch.cat(samples)
 
     def _check_inputs(self, all_cls_logits, all_mask_logits, gt_labels, gt_masks) -> None:
         if len(all_cls_logits) != len(all_mask_logits) or len(all_cls_logits) == 0:

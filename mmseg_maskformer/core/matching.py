@@ -92,7 +92,7 @@ class HungarianMatcher:
             fn = self.functions
             points = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
             preds = fn.point_sample(mask_logits[None], points)[0]
-            targets = fn.point_sample(gt_masks[None].float(), points)[0]
+            targets = fn.point_sample(gt_masks[None], points)[0]
         cost_focal, cost_dice = self.functions.pairwise_mask_costs(
             preds, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, eps=self.dice_eps)
         return cost_class, cost_focal, cost_dice

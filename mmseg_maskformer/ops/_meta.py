@@ -6,6 +6,8 @@ when it needs a fake kernel; it is imported only once the library is loaded.
 import torch
 from torch.library import register_autograd, register_fake
 
+from ._validation import point_sample_dtype
+
 _ops = torch.ops.mmseg_maskformer
 
 
@@ -35,7 +37,8 @@ def _pairwise_mask_costs_fake(mask_logits, targets, alpha, gamma, eps):
 
 @register_fake('mmseg_maskformer::point_sample')
 def _point_sample_fake(inputs, points, align_corners):
-    return inputs.new_empty((inputs.shape[0], inputs.shape[1], points.shape[1]))
+    return inputs.new_empty((inputs.shape[0], inputs.shape[1], points.shape[1]),
+                            dtype=point_sample_dtype(inputs))
 
 
 @register_fake('mmseg_maskformer::point_sample_backward')

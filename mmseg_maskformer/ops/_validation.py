@@ -79,7 +79,17 @@ def check_cost_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: f
 
 
 def check_point_sample_inputs(inputs: torch.Tensor, points: torch.Tensor) -> None:
-    check_logits('inputs', inputs, (4,))
+    """(N, C, H, W) floating, bool or uint8 inputs with (N, P, 2) floating points."""
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f'inputs must be a torch.Tensor, got {type(inputs).__name__}')
+    if inputs.dim() != 4:
+        raise ValueError(f'inputs must have 4 dimensions (N, C, H, W), got shape '
+                         f'{tuple(inputs.shape)}')
+    if inputs.dtype not in _TARGET_DTYPES:
+        raise TypeError(f'inputs must be float32, float16, bfloat16, float64, bool or uint8, got '
+                        f'{inputs.dtype}')
+    if inputs.shape[2] == 0 or inputs.shape[3] == 0:
+        raise ValueError(f'inputs must have a non-empty (H, W), got shape {tuple(inputs.shape)}')
     if not isinstance(points, torch.Tensor) or points.dim() != 3 or points.shape[-1] != 2:
         shape = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
         raise ValueError(f'points must have shape (N, P, 2) holding (x, y) in [0, 1], got {shape}')
@@ -90,3 +100,8 @@ def check_point_sample_inputs(inputs: torch.Tensor, points: torch.Tensor) -> Non
                          f'{inputs.shape[0]} and {points.shape[0]}')
     if points.device != inputs.device:
         raise ValueError(f'points are on {points.device} but inputs are on {inputs.device}')
+
+
+def point_sample_dtype(inputs: torch.Tensor) -> torch.dtype:
+    """Samples have the dtype of floating inputs; those of bool and uint8 inputs are float32."""
+    return inputs.dtype if inputs.is_floating_point() else torch.float32

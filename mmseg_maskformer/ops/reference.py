@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_cost_inputs, check_loss_inputs, check_point_sample_inputs
+from ._validation import (check_cost_inputs, check_loss_inputs, check_point_sample_inputs,
+                          point_sample_dtype)
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -93,15 +94,16 @@ def point_sample(inputs: torch.Tensor, points: torch.Tensor,
                  align_corners: bool = False) -> torch.Tensor:
     """Bilinear samples of ``inputs`` (N, C, H, W) at ``points`` (N, P, 2), (x, y) in [0, 1].
 
-    ``mmcv.ops.point_sample`` / ``F.grid_sample`` semantics with zero padding. Returns
-    (N, C, P) in the dtype of ``inputs``.
+    ``mmcv.ops.point_sample`` / ``F.grid_sample`` semantics with zero padding. ``inputs`` may
+    also be bool or uint8 (e.g. ground-truth masks, sampled without a float copy by the compiled
+    op). Returns (N, C, P) in the dtype of floating ``inputs``, else float32.
     """
     check_point_sample_inputs(inputs, points)
     dtype = _compute_dtype(inputs)
     grid = 2 * points.to(dtype)[:, :, None, :] - 1
     out = F.grid_sample(inputs.to(dtype), grid, mode='bilinear', padding_mode='zeros',
                         align_corners=align_corners)
-    return out[..., 0].to(inputs.dtype)
+    return out[..., 0].to(point_sample_dtype(inputs))
 
 
 def sample_uncertain_points(mask_logits: torch.Tensor,
@@ -146,7 +148,9 @@ def sample_uncertain_points_with(point_sample_fn, mask_logits: torch.Tensor, num
     candidates = torch.rand(num_masks, num_candidates, 2, device=device, generator=generator)
     with torch.no_grad():
         candidate_logits = point_sample_fn(mask_logits.detach()[:, None], candidates)[:, 0]
-        index = torch.topk(-candidate_logits.abs(), k=num_uncertain, dim=1).indices
+        # The same set as Mask2Former's sorted topk; the order of the points does not matter
+        # (losses average over them), and leaving them unsorted halves the cost of the topk.
+        index = torch.topk(-candidate_logits.abs(), k=num_uncertain, dim=1, sorted=False).indices
     points = torch.gather(candidates, 1, index[..., None].expand(-1, -1, 2))
     if num_random > 0:
         random_points = torch.rand(num_masks, num_random, 2, device=device, generator=generator)

@@ -118,3 +118,33 @@ def test_official_focal_and_dice_definitions_match_transformers_helpers():
     focal, dice = sigmoid_focal_dice_loss(x, t)
     torch.testing.assert_close(focal.sum() / 3, sigmoid_focal_loss(x, t, 3))
     torch.testing.assert_close(dice.sum() / 3, dice_loss(x, t, 3))
+
+
+@pytest.mark.parametrize('loss_impl', ['reference', 'fused'])
+def test_point_sampled_mask_losses_follow_mask2former(loss_impl):
+    # Matched masks, permuted targets and a target left unmatched (more segments than queries in
+    # image 1): the losses on the sampled points of each prediction and its own target, computed
+    # step by step with the reference ops on float copies of the matched masks.
+    from mmseg_maskformer import ops
+    if loss_impl == 'fused' and not ops.extension_available():
+        pytest.skip('compiled ops not built')
+    mask_logits = 3 * torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    masks = [torch.rand(m, 32, 32, generator=torch.Generator().manual_seed(m)) > 0.5
+             for m in (3, 5)]
+    indices = [(torch.tensor([0, 2, 3]), torch.tensor([2, 0, 1])),
+               (torch.tensor([0, 1, 2, 3]), torch.tensor([4, 1, 0, 3]))]
+    num_masks = torch.tensor(7.0)
+    matcher = HungarianMatcher(loss_impl=loss_impl)
+    criterion = SetCriterion(NUM_CLASSES, matcher, loss_impl=loss_impl, num_points=50)
+    focal, dice = criterion.loss_masks(mask_logits, masks, indices, num_masks,
+                                       generator=torch.Generator().manual_seed(1))
+
+    preds = torch.cat([mask_logits[i, p] for i, (p, _) in enumerate(indices)])
+    targets = torch.cat([masks[i][g] for i, (_, g) in enumerate(indices)]).float()
+    points = ops.reference.sample_uncertain_points(preds, 50, 3.0, 0.75,
+                                                   generator=torch.Generator().manual_seed(1))
+    x = ops.reference.point_sample(preds[:, None], points)[:, 0]
+    t = ops.reference.point_sample(targets[:, None], points)[:, 0]
+    expected_focal, expected_dice = ops.reference.sigmoid_focal_dice_loss(x, t)
+    torch.testing.assert_close(focal, expected_focal.sum() / num_masks, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(dice, expected_dice.sum() / num_masks, rtol=1e-5, atol=1e-7)

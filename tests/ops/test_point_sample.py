@@ -1,4 +1,9 @@
 """point_sample and sample_uncertain_points against their pure-PyTorch references."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -68,8 +73,43 @@ def test_low_precision_inputs(fused, randn, generator, device, dtype):
     ref_out, ref_grad = _sample_and_grad(reference.point_sample, inputs, points, False)
     assert out.dtype == grad.dtype == dtype
     torch.testing.assert_close(out, ref_out)
-    # Gradients accumulate in the input dtype (no float32 copy), a rounding per contribution.
-    torch.testing.assert_close(grad, ref_grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(grad, ref_grad)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_low_precision_gradients_accumulate_in_float32(fused, generator, device, dtype):
+    # 4000 points on a 3x3 image: each pixel's gradient sums about a thousand contributions. Summed
+    # in half precision, the running sum would round every contribution (bfloat16 keeps 8 bits);
+    # in float32 and rounded once, the gradient is the float64 one rounded to the dtype.
+    inputs = torch.zeros(1, 2, 3, 3, dtype=dtype, device=device)
+    points = _points((1, 4000, 2), generator, device, margin=0.0)
+    _, grad = _sample_and_grad(fused.point_sample, inputs, points, False)
+    _, exact = _sample_and_grad(reference.point_sample, inputs.double(), points.double(), False)
+    # At most one unit in the last place apart (float32 sums round to either neighbour).
+    ulp = torch.finfo(dtype).eps * exact.abs().max().item()
+    torch.testing.assert_close(grad.double(), exact.to(dtype).double(), rtol=0, atol=ulp)
+
+
+@pytest.mark.parametrize('dtype', [torch.bool, torch.uint8])
+def test_integer_inputs_are_sampled_as_float32(fused, generator, device, dtype):
+    high = 2 if dtype == torch.bool else 256
+    values = torch.randint(0, high, (3, 2, 17, 11), generator=generator)
+    inputs = values.to(dtype=dtype, device=device)
+    points = _points((3, 70, 2), generator, device)
+    for align_corners in (False, True):
+        out = fused.point_sample(inputs, points, align_corners)
+        assert out.dtype == torch.float32
+        expected = reference.point_sample(inputs.float(), points, align_corners)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(reference.point_sample(inputs, points, align_corners), expected)
+
+
+def test_many_channels(fused, randn, generator, device):
+    # The matcher samples every query of every layer at the same points: hundreds of channels.
+    inputs = randn((1, 150, 24, 20), scale=3.0)
+    points = _points((1, 3001, 2), generator, device)
+    torch.testing.assert_close(fused.point_sample(inputs, points),
+                               reference.point_sample(inputs, points), rtol=1e-5, atol=1e-5)
 
 
 def test_non_contiguous_inputs_and_points(fused, randn, generator, device):
@@ -108,3 +148,103 @@ def test_sample_uncertain_points_same_draws(fused, randn, device, num_points, ov
     points = draw(fused)
     assert points.shape == (3, num_points, 2) and points.dtype == torch.float32
     torch.testing.assert_close(points, draw(reference), rtol=0, atol=0)
+
+
+def test_deterministic_algorithms(fused, randn, generator, device):
+    inputs = randn((2, 3, 6, 7))
+    points = _points((2, 500, 2), generator, device)
+    try:
+        torch.use_deterministic_algorithms(True)
+        if device.type == 'cuda':
+            # Atomics sum in an unspecified order, as in grid_sample's backward.
+            with pytest.raises(RuntimeError, match='point_sample_backward_cuda'):
+                _sample_and_grad(fused.point_sample, inputs, points, False)
+        else:
+            # One thread sums each plane in point order: bitwise the same on every run.
+            first = _sample_and_grad(fused.point_sample, inputs, points, False)
+            torch.testing.assert_close(_sample_and_grad(fused.point_sample, inputs, points, False),
+                                       first, rtol=0, atol=0)
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize('grad_shape, points_shape, points_dtype, size, message', [
+    ((2, 3), (2, 5, 2), torch.float32, (4, 4), 'grad_output must be a floating'),
+    ((2, 3, 5), (2, 5, 3), torch.float32, (4, 4), 'points must be a floating'),
+    ((2, 3, 5), (2, 5, 2), torch.int64, (4, 4), 'points must be a floating'),
+    ((2, 3, 5), (2, 6, 2), torch.float32, (4, 4), r'grad_output must be \(N, C, P\)'),
+    ((2, 3, 5), (1, 5, 2), torch.float32, (4, 4), r'grad_output must be \(N, C, P\)'),
+    ((2, 3, 5), (2, 5, 2), torch.float32, (0, 4), 'height and width must be positive'),
+])
+def test_backward_checks_its_arguments(fused, device, grad_shape, points_shape, points_dtype, size,
+                                       message):
+    grad_output = torch.ones(grad_shape, device=device)
+    points = torch.zeros(points_shape, device=device).to(points_dtype)
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.mmseg_maskformer.point_sample_backward(grad_output, points, *size, False)
+
+
+def test_backward_checks_dtype_and_device(fused, device):
+    points = torch.zeros(1, 4, 2, device=device)
+    with pytest.raises(RuntimeError, match='grad_output must be a floating'):
+        torch.ops.mmseg_maskformer.point_sample_backward(
+            torch.ones(1, 2, 4, dtype=torch.int32, device=device), points, 3, 3, False)
+    if device.type == 'cuda':
+        with pytest.raises(RuntimeError, match='points are on cpu'):
+            torch.ops.mmseg_maskformer.point_sample_backward(
+                torch.ones(1, 2, 4, device=device), points.cpu(), 3, 3, False)
+
+
+def test_empty_image_is_rejected(fused, device):
+    inputs, points = torch.zeros(1, 2, 0, 5, device=device), torch.zeros(1, 3, 2, device=device)
+    for module in (reference, fused):
+        with pytest.raises(ValueError, match=r'non-empty \(H, W\)'):
+            module.point_sample(inputs, points)
+    with pytest.raises(RuntimeError, match=r'non-empty \(H, W\)'):
+        torch.ops.mmseg_maskformer.point_sample(inputs, points, False)
+
+
+def test_portable_cpu_kernels(fused, device):
+    """The kernels for CPUs without AVX2 (selected as ATen selects its own kernels)."""
+    if device.type != 'cpu':
+        pytest.skip('CPU kernels only')
+    script = textwrap.dedent('''
+        import torch
+        from mmseg_maskformer.ops import _extension, fused, reference
+        assert _extension.extension_available()
+        g = torch.Generator().manual_seed(0)
+        for dtype in (torch.float32, torch.float16, torch.uint8):
+            inputs = (4 * torch.randn(3, 5, 13, 9, generator=g)).to(dtype)
+            points = 1.2 * torch.rand(3, 101, 2, generator=g) - 0.1
+            torch.testing.assert_close(fused.point_sample(inputs, points),
+                                       reference.point_sample(inputs, points))
+        x = torch.randn(2, 2, 7, 6, generator=g, requires_grad=True)
+        points = torch.rand(2, 300, 2, generator=g)
+        grads = [torch.autograd.grad(m.point_sample(x, points).square().sum(), x)[0]
+                 for m in (fused, reference)]
+        torch.testing.assert_close(*grads)
+        print('portable ok', torch.backends.cpu.get_cpu_capability())
+    ''')
+    env = dict(os.environ, ATEN_CPU_CAPABILITY='default', OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'portable ok DEFAULT' in result.stdout
+
+
+def test_sample_uncertain_points_selects_mask2former_points():
+    """The same points as mmdet's get_uncertain_point_coords_with_randomness (Mask2Former's
+    sampler) from the same random draws; only their order may differ."""
+    mmdet_point_sample = pytest.importorskip('mmdet.models.utils.point_sample')
+    logits = 3 * torch.randn(4, 12, 10, generator=torch.Generator().manual_seed(0))
+
+    def by_position(points):  # (N, P, 2) sorted per mask by x, then y
+        key = points[..., 0] * 4 + points[..., 1]
+        return torch.gather(points, 1, key.argsort(1)[..., None].expand(-1, -1, 2))
+
+    torch.manual_seed(5)
+    expected = mmdet_point_sample.get_uncertain_point_coords_with_randomness(
+        logits[:, None], None, 50, 3.0, 0.75)
+    torch.manual_seed(5)
+    got = reference.sample_uncertain_points(logits, 50, 3.0, 0.75)
+    torch.testing.assert_close(by_position(got), by_position(expected), rtol=0, atol=0)

@@ -1,81 +1,315 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
 #include "../ops.h"
+#include "vectorized.h"
 
 namespace mmseg_maskformer {
 namespace ops {
 namespace {
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Whether every corner offset y * sy + x * sx of a (height, width) plane fits in int32, as the
+// vectorised kernels store them (for their gathers); larger planes take the portable kernels.
+bool offsets_fit_int32(int64_t height, int64_t width, int64_t sy, int64_t sx) {
+  return height * sy + width * sx <= std::numeric_limits<int32_t>::max();
+}
+
+// The portable kernels, for CPUs without AVX2 (vectorized_cpu()), float64 and large planes.
+
+// One task per point: its corners and weights are computed once for all channels.
+template <typename scalar_t>
+void sample_points(const at::Tensor& src, const at::Tensor& coords, bool align_corners,
+                   at::Tensor& output) {
+  using acc_t = sample_acc_t<scalar_t>;
+  using out_t = sample_out_t<scalar_t>;
+  const int64_t batch = src.size(0), channels = src.size(1);
+  const int64_t height = src.size(2), width = src.size(3);
+  const int64_t num_points = coords.size(1);
+  const scalar_t* in = src.const_data_ptr<scalar_t>();
+  const acc_t* xy = coords.const_data_ptr<acc_t>();
+  out_t* out = output.mutable_data_ptr<out_t>();
+  const int64_t sn = src.stride(0), sc = src.stride(1), sy = src.stride(2), sx = src.stride(3);
+  const int64_t grain = std::max<int64_t>(1, 4096 / channels);
+  at::parallel_for(0, batch * num_points, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / num_points, p = i % num_points;
+      const GridCorners<acc_t> g(xy[2 * i], xy[2 * i + 1], height, width, align_corners);
+      for (int64_t c = 0; c < channels; ++c) {
+        out[(n * channels + c) * num_points + p] =
+            static_cast<out_t>(g.sample(in + n * sn + c * sc, sy, sx, height, width));
+      }
+    }
+  });
+}
+
+// Adds weight * grad of each point to its corners in one contiguous (height, width) plane.
+template <typename acc_t, typename scalar_t>
+void scatter_points(const acc_t* xy, const scalar_t* grad, int64_t grad_stride,
+                    int64_t num_points, int64_t height, int64_t width, bool align_corners,
+                    acc_t* plane) {
+  for (int64_t p = 0; p < num_points; ++p) {
+    const acc_t g = static_cast<acc_t>(grad[p * grad_stride]);
+    GridCorners<acc_t>(xy[2 * p], xy[2 * p + 1], height, width, align_corners)
+        .for_each_corner(height, width, [&](int64_t y, int64_t x, acc_t weight) {
+          plane[y * width + x] += weight * g;
+        });
+  }
+}
+
+#if MMSEG_MASKFORMER_VEC
+MMSEG_VEC_BEGIN
+
+// The vectorised kernels (see vectorized.h) compute GridCorners for Vec<float>::size() points at a
+// time: plane offsets y * sy + x * sx as int32 (-1 for a corner outside the image, which zero
+// padding drops) and weights, corners in GridCorners' order (00, 01, 10, 11) and with its
+// formulas, so they sample exactly what the portable kernels sample.
+using VecF = Vec<float>;
+using VecI = Vec<int32_t>;
+constexpr int64_t kLanes = VecF::size();
+
+struct CornerLanes {
+  int32_t offset[4][kLanes];
+  float weight[4][kLanes];
+};
+
+// Corners of count <= kLanes points at xy (x, y interleaved); lanes past count are points (0, 0).
+inline void corner_lanes(const float* xy, int64_t count, int64_t height, int64_t width,
+                         int64_t sy, int64_t sx, bool align_corners, CornerLanes& out) {
+  const VecF first = VecF::loadu(xy, std::min(2 * count, kLanes));
+  const VecF second = 2 * count > kLanes ? VecF::loadu(xy + kLanes, 2 * count - kLanes) : VecF(0);
+  const auto [px, py] = at::vec::deinterleave2(first, second);
+  const auto unnormalize = [&](const VecF& p, int64_t size) {
+    const VecF coord = VecF(2) * p - VecF(1);
+    return align_corners ? (coord + VecF(1)) / VecF(2) * VecF(static_cast<float>(size - 1))
+                         : ((coord + VecF(1)) * VecF(static_cast<float>(size)) - VecF(1)) / VecF(2);
+  };
+  const VecF ix = unnormalize(px, width), iy = unnormalize(py, height);
+  const VecF fx = ix.floor(), fy = iy.floor();
+  const VecF wx0 = fx + VecF(1) - ix, wx1 = ix - fx;
+  const VecF wy0 = fy + VecF(1) - iy, wy1 = iy - fy;
+  // Out-of-range and NaN coordinates convert to INT32_MIN, which the bounds tests reject.
+  const VecI x0 = at::vec::convert_to_int_of_same_size(fx);
+  const VecI y0 = at::vec::convert_to_int_of_same_size(fy);
+  const VecI x1 = x0 + VecI(1), y1 = y0 + VecI(1);
+  const auto inside = [](const VecI& i, int64_t size) {
+    return (i > VecI(-1)) & (VecI(static_cast<int32_t>(size)) > i);
+  };
+  const VecI in_x0 = inside(x0, width), in_x1 = inside(x1, width);
+  const VecI in_y0 = inside(y0, height), in_y1 = inside(y1, height);
+  const VecI o00 = y0 * VecI(static_cast<int32_t>(sy)) + x0 * VecI(static_cast<int32_t>(sx));
+  const VecI o01 = o00 + VecI(static_cast<int32_t>(sx));
+  const VecI o10 = o00 + VecI(static_cast<int32_t>(sy));
+  const VecI o11 = o10 + VecI(static_cast<int32_t>(sx));
+  const VecI none(-1);
+  VecI::blendv(none, o00, in_y0 & in_x0).store(out.offset[0]);
+  VecI::blendv(none, o01, in_y0 & in_x1).store(out.offset[1]);
+  VecI::blendv(none, o10, in_y1 & in_x0).store(out.offset[2]);
+  VecI::blendv(none, o11, in_y1 & in_x1).store(out.offset[3]);
+  (wx0 * wy0).store(out.weight[0]);
+  (wx1 * wy0).store(out.weight[1]);
+  (wx0 * wy1).store(out.weight[2]);
+  (wx1 * wy1).store(out.weight[3]);
+}
+
+// The values at one corner of the lanes, 0 where it is outside the image.
+template <typename scalar_t>
+inline VecF corner_values(const scalar_t* plane, const int32_t* offset) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    const VecI o = VecI::loadu(offset);
+    VecF inside = at::vec::cast<float>(o > VecI(-1));
+    return at::vec::mask_gather<sizeof(float)>(VecF(0), plane, o, inside);
+  } else {
+    // No gather instruction for these types: lanes are loaded one by one, without branches
+    // (outside corners read element 0, then are zeroed).
+    const VecI o = VecI::loadu(offset);
+    const VecI inside = o > VecI(-1);
+    __at_align__ int32_t index[kLanes];
+    (o & inside).store(index);
+    __at_align__ float values[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) values[l] = static_cast<float>(plane[index[l]]);
+    return VecF::blendv(VecF(0), VecF::loadu(values), at::vec::cast<float>(inside));
+  }
+}
+
+// Tasks are (sample, chunk of points): the corners of a chunk are computed once into a buffer,
+// then every channel is sampled at them, a channel plane at a time so that it stays in cache.
+// Chunks are as large as the thread count allows (up to kMaxChunk points): each one reads every
+// channel plane once.
+constexpr int64_t kMinChunk = 1024;
+constexpr int64_t kMaxChunk = 16384;
+
+template <typename scalar_t>
+void sample_points_vec(const at::Tensor& src, const at::Tensor& coords, bool align_corners,
+                       at::Tensor& output) {
+  using out_t = sample_out_t<scalar_t>;
+  const int64_t batch = src.size(0), channels = src.size(1);
+  const int64_t height = src.size(2), width = src.size(3);
+  const int64_t num_points = coords.size(1);
+  const scalar_t* in = src.const_data_ptr<scalar_t>();
+  const float* xy = coords.const_data_ptr<float>();
+  out_t* out = output.mutable_data_ptr<out_t>();
+  const int64_t sn = src.stride(0), sc = src.stride(1), sy = src.stride(2), sx = src.stride(3);
+  const int64_t chunks_wanted = std::max<int64_t>(
+      1, std::min(ceil_div(at::get_num_threads(), batch), ceil_div(num_points, kMinChunk)));
+  const int64_t chunk =
+      std::min(kMaxChunk, kLanes * ceil_div(ceil_div(num_points, chunks_wanted), kLanes));
+  const int64_t chunks = ceil_div(num_points, chunk);
+  at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<CornerLanes> corners(chunk / kLanes);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / chunks, first = task % chunks * chunk;
+      const int64_t count = std::min(chunk, num_points - first);
+      const int64_t blocks = ceil_div(count, kLanes);
+      for (int64_t b = 0; b < blocks; ++b) {
+        corner_lanes(xy + 2 * (n * num_points + first + b * kLanes),
+                     std::min(kLanes, count - b * kLanes), height, width, sy, sx, align_corners,
+                     corners[b]);
+      }
+      for (int64_t c = 0; c < channels; ++c) {
+        const scalar_t* plane = in + n * sn + c * sc;
+        out_t* row = out + (n * channels + c) * num_points + first;
+        for (int64_t b = 0; b < blocks; ++b) {
+          const CornerLanes& g = corners[b];
+          const VecF value = VecF::loadu(g.weight[0]) * corner_values(plane, g.offset[0]) +
+                             VecF::loadu(g.weight[1]) * corner_values(plane, g.offset[1]) +
+                             VecF::loadu(g.weight[2]) * corner_values(plane, g.offset[2]) +
+                             VecF::loadu(g.weight[3]) * corner_values(plane, g.offset[3]);
+          const int64_t lanes = std::min(kLanes, count - b * kLanes);
+          if constexpr (std::is_same_v<out_t, float>) {
+            value.store(row + b * kLanes, lanes);
+          } else {
+            __at_align__ float values[kLanes];
+            value.store(values);
+            for (int64_t l = 0; l < lanes; ++l) row[b * kLanes + l] = static_cast<out_t>(values[l]);
+          }
+        }
+      }
+    }
+  });
+}
+
+// scatter_points with the corners computed kLanes points at a time.
+template <typename scalar_t>
+void scatter_points_vec(const float* xy, const scalar_t* grad, int64_t grad_stride,
+                        int64_t num_points, int64_t height, int64_t width, bool align_corners,
+                        float* plane) {
+  CornerLanes g;
+  for (int64_t first = 0; first < num_points; first += kLanes) {
+    const int64_t lanes = std::min(kLanes, num_points - first);
+    corner_lanes(xy + 2 * first, lanes, height, width, width, 1, align_corners, g);
+    for (int64_t l = 0; l < lanes; ++l) {
+      const float value = static_cast<float>(grad[(first + l) * grad_stride]);
+      for (int k = 0; k < 4; ++k) {
+        if (g.offset[k][l] >= 0) plane[g.offset[k][l]] += g.weight[k][l] * value;
+      }
+    }
+  }
+}
+
+MMSEG_VEC_END
+#endif
+
+// The vectorised kernels where they apply (float32 compute, offsets within int32), else the
+// portable ones. (Templates, so that `if constexpr` drops what a type cannot compile.)
+template <typename scalar_t>
+void point_sample_kernel(const at::Tensor& src, const at::Tensor& coords, bool align_corners,
+                         at::Tensor& output) {
+#if MMSEG_MASKFORMER_VEC
+  if constexpr (std::is_same_v<sample_acc_t<scalar_t>, float>) {
+    if (vectorized_cpu() &&
+        offsets_fit_int32(src.size(2), src.size(3), src.stride(2), src.stride(3))) {
+      sample_points_vec<scalar_t>(src, coords, align_corners, output);
+      return;
+    }
+  }
+#endif
+  sample_points<scalar_t>(src, coords, align_corners, output);
+}
+
+// One task per (n, c) plane, so the scatter of overlapping points never races and sums in point
+// order whatever the thread count. Half and bfloat16 gradients are accumulated in a float32
+// plane, then rounded once.
+template <typename scalar_t>
+void point_sample_backward_kernel(const at::Tensor& grad_output, const at::Tensor& coords,
+                                  bool align_corners, at::Tensor& grad_input) {
+  using acc_t = sample_acc_t<scalar_t>;
+  constexpr bool kInPlace = std::is_same_v<scalar_t, acc_t>;
+  const int64_t channels = grad_output.size(1), num_points = grad_output.size(2);
+  const int64_t height = grad_input.size(2), width = grad_input.size(3);
+  const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
+  const acc_t* xy = coords.const_data_ptr<acc_t>();
+  scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
+  const int64_t sn = grad_output.stride(0), sc = grad_output.stride(1);
+  const int64_t sp = grad_output.stride(2);
+  const int64_t plane_size = height * width;
+#if MMSEG_MASKFORMER_VEC
+  const bool vectorized = std::is_same_v<acc_t, float> && vectorized_cpu() &&
+                          offsets_fit_int32(height, width, width, 1);
+#endif
+  at::parallel_for(0, grad_output.size(0) * channels, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buffer(kInPlace ? 0 : plane_size);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / channels, c = i % channels;
+      acc_t* plane;
+      if constexpr (kInPlace) {
+        plane = gi + i * plane_size;
+      } else {
+        std::fill(buffer.begin(), buffer.end(), acc_t(0));
+        plane = buffer.data();
+      }
+      const acc_t* pts = xy + 2 * n * num_points;
+      const scalar_t* grad = go + n * sn + c * sc;
+#if MMSEG_MASKFORMER_VEC
+      if constexpr (std::is_same_v<acc_t, float>) {
+        if (vectorized) {
+          scatter_points_vec(pts, grad, sp, num_points, height, width, align_corners, plane);
+        } else {
+          scatter_points(pts, grad, sp, num_points, height, width, align_corners, plane);
+        }
+      } else {
+        scatter_points(pts, grad, sp, num_points, height, width, align_corners, plane);
+      }
+#else
+      scatter_points(pts, grad, sp, num_points, height, width, align_corners, plane);
+#endif
+      if constexpr (!kInPlace) {
+        std::copy(buffer.begin(), buffer.end(), gi + i * plane_size);
+      }
+    }
+  });
+}
+
 at::Tensor point_sample_cpu(const at::Tensor& inputs, const at::Tensor& points,
                             bool align_corners) {
-  check_point_sample_args(inputs, points);
-  const int64_t batch = inputs.size(0), channels = inputs.size(1);
-  const int64_t height = inputs.size(2), width = inputs.size(3);
-  const int64_t num_points = points.size(1);
-  at::Tensor output = at::empty({batch, channels, num_points}, inputs.options());
+  const at::Tensor src = check_point_sample_args(inputs, points);
+  at::Tensor output = at::empty({inputs.size(0), inputs.size(1), points.size(1)},
+                                inputs.options().dtype(point_sample_dtype(inputs)));
+  if (output.numel() == 0) return output;
   const at::Tensor coords = points.to(compute_dtype(inputs)).contiguous();
-
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, inputs.scalar_type(), "point_sample_cpu", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* in = inputs.const_data_ptr<scalar_t>();
-        const acc_t* xy = coords.const_data_ptr<acc_t>();
-        scalar_t* out = output.mutable_data_ptr<scalar_t>();
-        const int64_t sn = inputs.stride(0), sc = inputs.stride(1);
-        const int64_t sy = inputs.stride(2), sx = inputs.stride(3);
-        // One task per point: its corners and weights are computed once for all channels.
-        const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(channels, 1));
-        at::parallel_for(0, batch * num_points, grain, [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i) {
-            const int64_t n = i / num_points, p = i % num_points;
-            const GridCorners<acc_t> g(xy[2 * i], xy[2 * i + 1], height, width, align_corners);
-            for (int64_t c = 0; c < channels; ++c) {
-              out[(n * channels + c) * num_points + p] =
-                  static_cast<scalar_t>(g.sample(in + n * sn + c * sc, sy, sx, height, width));
-            }
-          }
-        });
-      });
+  AT_DISPATCH_FLOATING_TYPES_AND3(
+      at::kHalf, at::kBFloat16, at::kByte, src.scalar_type(), "point_sample_cpu",
+      [&] { point_sample_kernel<scalar_t>(src, coords, align_corners, output); });
   return output;
 }
 
 at::Tensor point_sample_backward_cpu(const at::Tensor& grad_output, const at::Tensor& points,
                                      int64_t height, int64_t width, bool align_corners) {
-  TORCH_CHECK(grad_output.dim() == 3 && grad_output.size(0) == points.size(0) &&
-                  grad_output.size(2) == points.size(1),
-              "point_sample_backward: grad_output must be (N, C, P) for (N, P, 2) points, got ",
-              grad_output.sizes(), " and ", points.sizes());
-  const int64_t batch = grad_output.size(0), channels = grad_output.size(1);
-  const int64_t num_points = grad_output.size(2);
-  // Accumulated in place in the input dtype: no full-size float32 scratch for half inputs.
-  at::Tensor grad_input = at::zeros({batch, channels, height, width}, grad_output.options());
+  check_point_sample_backward_args(grad_output, points, height, width);
+  at::Tensor grad_input = at::zeros({grad_output.size(0), grad_output.size(1), height, width},
+                                    grad_output.options());
+  if (grad_output.numel() == 0) return grad_input;
   const at::Tensor coords = points.to(compute_dtype(grad_output)).contiguous();
-
   AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "point_sample_backward_cpu", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
-        const acc_t* xy = coords.const_data_ptr<acc_t>();
-        scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-        const int64_t sn = grad_output.stride(0), sc = grad_output.stride(1);
-        const int64_t sp = grad_output.stride(2);
-        // One task per (n, c) plane, so the scatter of overlapping points never races.
-        at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i) {
-            const int64_t n = i / channels, c = i % channels;
-            scalar_t* plane = gi + i * height * width;
-            for (int64_t p = 0; p < num_points; ++p) {
-              const acc_t* pt = xy + 2 * (n * num_points + p);
-              const acc_t g = static_cast<acc_t>(go[n * sn + c * sc + p * sp]);
-              GridCorners<acc_t>(pt[0], pt[1], height, width, align_corners)
-                  .for_each_corner(height, width, [&](int64_t y, int64_t x, acc_t weight) {
-                    scalar_t& dst = plane[y * width + x];
-                    dst = static_cast<scalar_t>(static_cast<acc_t>(dst) + weight * g);
-                  });
-            }
-          }
-        });
+      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "point_sample_backward_cpu",
+      [&] {
+        point_sample_backward_kernel<scalar_t>(grad_output, coords, align_corners, grad_input);
       });
   return grad_input;
 }

@@ -11,59 +11,61 @@ namespace {
 
 // One thread per output element, points fastest: neighbouring threads write neighbouring
 // outputs. Corner weights are recomputed per channel, which is cheaper than staging them.
-template <typename scalar_t, typename acc_t>
+template <typename scalar_t, typename acc_t, typename out_t>
 __global__ void point_sample_kernel(const scalar_t* inputs, int64_t sn, int64_t sc, int64_t sy,
                                     int64_t sx, int64_t channels, int64_t height, int64_t width,
                                     const acc_t* points, int64_t num_points, bool align_corners,
-                                    scalar_t* output, int64_t total) {
+                                    out_t* output, int64_t total) {
   MMSEG_CUDA_KERNEL_LOOP(i, total) {
     const int64_t p = i % num_points, n = i / (channels * num_points);
     const int64_t c = i / num_points % channels;
     const acc_t* xy = points + 2 * (n * num_points + p);
     const GridCorners<acc_t> g(xy[0], xy[1], height, width, align_corners);
-    output[i] = static_cast<scalar_t>(g.sample(inputs + n * sn + c * sc, sy, sx, height, width));
+    output[i] = static_cast<out_t>(g.sample(inputs + n * sn + c * sc, sy, sx, height, width));
   }
 }
 
-// Scatters straight into grad_input with atomics (as grid_sample does), so there is no
-// per-point or fp32 scratch; half and bfloat16 gradients accumulate in their own dtype.
+// Scatters into an acc_t gradient with atomics, as grid_sample's backward does: float32 for
+// half and bfloat16 inputs, rounded once afterwards, since accumulating many contributions with
+// half-precision atomics loses most of them. The order of the atomics varies from run to run.
 template <typename scalar_t, typename acc_t>
 __global__ void point_sample_backward_kernel(const scalar_t* grad_output, int64_t gn, int64_t gc,
                                              int64_t gp, int64_t channels, int64_t height,
                                              int64_t width, const acc_t* points, int64_t num_points,
-                                             bool align_corners, scalar_t* grad_input,
+                                             bool align_corners, acc_t* grad_input,
                                              int64_t total) {
   MMSEG_CUDA_KERNEL_LOOP(i, total) {
     const int64_t p = i % num_points, n = i / (channels * num_points);
     const int64_t c = i / num_points % channels;
     const acc_t g = static_cast<acc_t>(grad_output[n * gn + c * gc + p * gp]);
     const acc_t* xy = points + 2 * (n * num_points + p);
-    scalar_t* plane = grad_input + (n * channels + c) * height * width;
+    acc_t* plane = grad_input + (n * channels + c) * height * width;
     GridCorners<acc_t>(xy[0], xy[1], height, width, align_corners)
         .for_each_corner(height, width, [&](int64_t y, int64_t x, acc_t weight) {
-          gpuAtomicAddNoReturn(plane + y * width + x, static_cast<scalar_t>(weight * g));
+          gpuAtomicAddNoReturn(plane + y * width + x, weight * g);
         });
   }
 }
 
 at::Tensor point_sample_cuda(const at::Tensor& inputs, const at::Tensor& points,
                              bool align_corners) {
-  check_point_sample_args(inputs, points);
+  const at::Tensor src = check_point_sample_args(inputs, points);
   const c10::cuda::CUDAGuard device_guard(inputs.device());
   const int64_t channels = inputs.size(1), num_points = points.size(1);
-  at::Tensor output = at::empty({inputs.size(0), channels, num_points}, inputs.options());
-  const at::Tensor coords = points.to(compute_dtype(inputs)).contiguous();
+  at::Tensor output = at::empty({inputs.size(0), channels, num_points},
+                                inputs.options().dtype(point_sample_dtype(inputs)));
   const int64_t total = output.numel();
   if (total == 0) return output;
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, inputs.scalar_type(), "point_sample_cuda", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        point_sample_kernel<scalar_t, acc_t>
+  const at::Tensor coords = points.to(compute_dtype(inputs)).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND3(
+      at::kHalf, at::kBFloat16, at::kByte, src.scalar_type(), "point_sample_cuda", [&] {
+        using acc_t = sample_acc_t<scalar_t>;
+        using out_t = sample_out_t<scalar_t>;
+        point_sample_kernel<scalar_t, acc_t, out_t>
             <<<grid_size(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-                inputs.const_data_ptr<scalar_t>(), inputs.stride(0), inputs.stride(1),
-                inputs.stride(2), inputs.stride(3), channels, inputs.size(2), inputs.size(3),
-                coords.const_data_ptr<acc_t>(), num_points, align_corners,
-                output.mutable_data_ptr<scalar_t>(), total);
+                src.const_data_ptr<scalar_t>(), src.stride(0), src.stride(1), src.stride(2),
+                src.stride(3), channels, src.size(2), src.size(3), coords.const_data_ptr<acc_t>(),
+                num_points, align_corners, output.mutable_data_ptr<out_t>(), total);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
   return output;
@@ -71,29 +73,29 @@ at::Tensor point_sample_cuda(const at::Tensor& inputs, const at::Tensor& points,
 
 at::Tensor point_sample_backward_cuda(const at::Tensor& grad_output, const at::Tensor& points,
                                       int64_t height, int64_t width, bool align_corners) {
-  TORCH_CHECK(grad_output.dim() == 3 && grad_output.size(0) == points.size(0) &&
-                  grad_output.size(2) == points.size(1),
-              "point_sample_backward: grad_output must be (N, C, P) for (N, P, 2) points, got ",
-              grad_output.sizes(), " and ", points.sizes());
+  check_point_sample_backward_args(grad_output, points, height, width);
   const c10::cuda::CUDAGuard device_guard(grad_output.device());
   const int64_t channels = grad_output.size(1), num_points = grad_output.size(2);
+  const at::ScalarType acc = compute_dtype(grad_output);
   at::Tensor grad_input =
-      at::zeros({grad_output.size(0), channels, height, width}, grad_output.options());
-  const at::Tensor coords = points.to(compute_dtype(grad_output)).contiguous();
+      at::zeros({grad_output.size(0), channels, height, width}, grad_output.options().dtype(acc));
   const int64_t total = grad_output.numel();
-  if (total == 0) return grad_input;
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "point_sample_backward_cuda", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        point_sample_backward_kernel<scalar_t, acc_t>
-            <<<grid_size(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-                grad_output.const_data_ptr<scalar_t>(), grad_output.stride(0),
-                grad_output.stride(1), grad_output.stride(2), channels, height, width,
-                coords.const_data_ptr<acc_t>(), num_points, align_corners,
-                grad_input.mutable_data_ptr<scalar_t>(), total);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      });
-  return grad_input;
+  if (total > 0) {
+    at::globalContext().alertNotDeterministic("point_sample_backward_cuda");
+    const at::Tensor coords = points.to(acc).contiguous();
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, grad_output.scalar_type(), "point_sample_backward_cuda", [&] {
+          using acc_t = sample_acc_t<scalar_t>;
+          point_sample_backward_kernel<scalar_t, acc_t>
+              <<<grid_size(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+                  grad_output.const_data_ptr<scalar_t>(), grad_output.stride(0),
+                  grad_output.stride(1), grad_output.stride(2), channels, height, width,
+                  coords.const_data_ptr<acc_t>(), num_points, align_corners,
+                  grad_input.mutable_data_ptr<acc_t>(), total);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
+  }
+  return grad_input.to(grad_output.scalar_type());
 }
 
 }  // namespace
