@@ -142,17 +142,19 @@ def plot_benchmark(markdown: str, out_dir: str) -> List[str]:
                                         (axes[1], 'peak memory', 'MiB', 'peak memory (MiB)')):
             width = 0.8 / len(impls)
             for k, impl in enumerate(impls):
-                values = []
+                cells = []
                 for size in sizes:
                     match = [r for r in case_rows if r['size'] == size and r['impl'] == impl]
-                    values.append(parse_value(match[0].get(column, ''), unit) if match else None)
+                    cells.append(match[0].get(column, '') if match else '')
+                values = [parse_value(cell, unit) for cell in cells]
                 xs = [i + (k - (len(impls) - 1) / 2) * width for i in range(len(sizes))]
                 shown = [(x, v) for x, v in zip(xs, values) if v is not None]
                 if shown:
                     ax.bar([x for x, _ in shown], [v for _, v in shown], width, label=impl)
-                for x, v in zip(xs, values):
-                    if v is None:  # out of memory / not run
-                        ax.text(x, 0, 'n/a', ha='center', va='bottom', fontsize=7, rotation=90)
+                for x, value, cell in zip(xs, values, cells):
+                    if value is None and cell:  # e.g. "out of memory": say so at the bottom
+                        ax.text(x, 0.02, cell, transform=ax.get_xaxis_transform(), ha='center',
+                                va='bottom', fontsize=7, rotation=90)
             ax.set_xticks(range(len(sizes)))
             ax.set_xticklabels(sizes, fontsize=8)
             ax.set_ylabel(label)

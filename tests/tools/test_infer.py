@@ -93,8 +93,9 @@ def test_panoptic_outputs_equal_test_step_on_the_dataset(shapes_root, panoptic_c
     from mmseg.apis import init_model
     from mmseg.registry import DATASETS
 
-    # Threshold 0: random weights are never confident, and segments must exist to be compared.
-    options = ['model.decode_head.test_cfg.object_mask_threshold=0.0']
+    # Thresholds 0: random weights are not confident, and segments must exist to be compared.
+    options = ['model.decode_head.test_cfg.object_mask_threshold=0.0',
+               'model.decode_head.test_cfg.overlap_threshold=0.0']
     val_dir = osp.join(shapes_root, 'img_dir', 'val')
     out = tmp_path / 'out'
     infer.main([PANOPTIC_CONFIG, panoptic_checkpoint, val_dir, '--out-dir', str(out),
@@ -104,7 +105,8 @@ def test_panoptic_outputs_equal_test_step_on_the_dataset(shapes_root, panoptic_c
     model = revert_sync_batchnorm(init_model(cfg, panoptic_checkpoint, device='cpu',
                                              cfg_options=dict(
                                                  model=dict(decode_head=dict(test_cfg=dict(
-                                                     object_mask_threshold=0.0))))))
+                                                     object_mask_threshold=0.0,
+                                                     overlap_threshold=0.0))))))
     dataset_cfg = cfg.test_dataloader.dataset
     dataset_cfg.data_root = shapes_root
     dataset = DATASETS.build(dataset_cfg)
@@ -136,7 +138,7 @@ def test_panoptic_outputs_equal_test_step_on_the_dataset(shapes_root, panoptic_c
         assert (out / 'panoptic_overlays' / f'{name}.png').exists()
         np.testing.assert_array_equal(np.asarray(Image.open(out / 'labels' / f'{name}.png')),
                                       result.pred_sem_seg.data[0].numpy())
-    assert compared_segments > len(dataset)
+    assert compared_segments > len(dataset), compared_segments
 
 
 def test_inputs_directories_and_globs_are_expanded_in_order(images):
