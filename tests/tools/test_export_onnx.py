@@ -74,11 +74,13 @@ def test_panoptic_inference_on_onnx_numpy_outputs(tiny_export):
         torch_masks = model.decode_head.upsample_to_input(
             all_masks[-1], [dict(img_shape=(128, 128), pad_shape=(128, 128))])
     np.testing.assert_allclose(mask_logits, torch_masks.numpy(), rtol=0, atol=1e-4)
-    # Thresholds 0 so that random weights give segments. Same arrays as tensors: the reference
+    # Thresholds 0 and every class a thing class, so that random weights give several segments.
+    # Same arrays as tensors: the reference
     # (PyTorch's own logits differ in the last bits, which moves pixels where two queries tie).
-    got_map, got_segments = panoptic_inference(cls_logits[0], mask_logits[0], 0.0, 0.0, [2, 3])
+    things = range(6)
+    got_map, got_segments = panoptic_inference(cls_logits[0], mask_logits[0], 0.0, 0.0, things)
     want_map, want_segments = panoptic_inference(torch.from_numpy(cls_logits[0]),
-                                                 torch.from_numpy(mask_logits[0]), 0.0, 0.0, [2, 3])
+                                                 torch.from_numpy(mask_logits[0]), 0.0, 0.0, things)
     assert isinstance(got_map, np.ndarray) and got_map.dtype == np.int64
     assert len(want_segments) > 1
     np.testing.assert_array_equal(got_map, want_map.numpy())
