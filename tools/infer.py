@@ -38,7 +38,8 @@ from mmengine.dataset import Compose
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from mmseg_maskformer.visualization import add_legend, blend, colourise, colourise_segments
+from mmseg_maskformer.visualization import (add_legend, blend, colourise, colourise_segments,
+                                            segment_borders)
 
 IMAGE_EXTENSIONS = ('.bmp', '.jpeg', '.jpg', '.png', '.tif', '.tiff', '.webp')
 
@@ -178,8 +179,10 @@ class Writer:
         Image.fromarray(id2rgb(segment_map)).save(osp.join(self.out_dir, 'panoptic', f'{name}.png'))
         colours = colourise_segments(
             segment_map, {s['id']: s['category_id'] for s in segments}, self.palette)
+        overlay = blend(image, colours, self.opacity)
+        overlay[segment_borders(segment_map)] = 255  # outlines at full strength
         shown = sorted({s['category_id'] for s in segments})
-        add_legend(blend(image, colours, self.opacity), self.legend(shown)).save(
+        add_legend(overlay, self.legend(shown)).save(
             osp.join(self.out_dir, 'panoptic_overlays', f'{name}.png'))
         self.annotations.append(dict(image_id=name, file_name=f'{name}.png',
                                      segments_info=segments))
