@@ -2,7 +2,6 @@
 dataset pipeline's test_step, on Shapes images of odd sizes and in grayscale / RGBA."""
 import glob
 import json
-import os
 import os.path as osp
 
 import numpy as np
