@@ -33,10 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmark_ops import _rss_bytes, fmt_ratio, machine_description  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {
-    'peer': 'mmseg::maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
-    'ours': os.path.join(REPO, 'configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'),
-}
+CONFIG = 'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
 IMPLS = ('peer', 'ours', 'ours-onnx')
 
 
@@ -44,7 +41,14 @@ def build(impl, batch, height, width, device):
     """A no-argument callable running one forward pass."""
     from export_onnx import build_model, export
 
-    model, _ = build_model(CONFIGS['peer' if impl == 'peer' else 'ours'])
+    if impl == 'peer':
+        import mmseg  # its configs ship inside the package, in .mim/configs
+        from mmengine.model import revert_sync_batchnorm
+        from mmseg.apis import init_model
+        config = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs', CONFIG)
+        model = revert_sync_batchnorm(init_model(config, device='cpu')).eval()
+    else:
+        model, _ = build_model(os.path.join(REPO, 'configs', CONFIG))
     inputs = torch.randn(batch, 3, height, width)
     if impl == 'ours-onnx':
         import onnxruntime

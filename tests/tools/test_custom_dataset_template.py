@@ -9,6 +9,7 @@ import torch
 from conftest import REPO
 from PIL import Image
 
+import plot
 from mmseg_maskformer.datasets.shapes import render_sample
 
 TEMPLATE = os.path.join(
@@ -91,3 +92,9 @@ def test_template_trains_and_evaluates_a_folder_dataset(tmp_path):
     table = out[out.rindex('per class results'):]
     for name in CLASSES:
         assert re.search(rf'\| +{name} +\| +[0-9.]+ +\|', table), (name, table)
+    # The per-class IoU chart of tools/plot.py reads the same table from the log file.
+    ious = plot.read_class_iou(str(tmp_path / 'test'))
+    assert tuple(ious) == CLASSES
+    mean_iou = float(re.search(r'mIoU: ([0-9.]+)', out).group(1))
+    # Both rounded to 2 decimals; classes absent from val are nan and left out of the mean.
+    assert abs(np.nanmean(list(ious.values())) - mean_iou) <= 0.01 + 1e-9
