@@ -141,6 +141,7 @@ def plot_benchmark(markdown: str, out_dir: str) -> List[str]:
         for ax, column, unit, label in ((axes[0], 'time', 'ms', 'time (ms)'),
                                         (axes[1], 'peak memory', 'MiB', 'peak memory (MiB)')):
             width = 0.8 / len(impls)
+            lowest = None
             for k, impl in enumerate(impls):
                 cells = []
                 for size in sizes:
@@ -151,18 +152,22 @@ def plot_benchmark(markdown: str, out_dir: str) -> List[str]:
                 shown = [(x, v) for x, v in zip(xs, values) if v is not None]
                 if shown:
                     ax.bar([x for x, _ in shown], [v for _, v in shown], width, label=impl)
+                    lowest = min([v for _, v in shown] + ([lowest] if lowest else []))
                 for x, value, cell in zip(xs, values, cells):
                     if value is None and cell:  # e.g. "out of memory": say so at the bottom
-                        ax.text(x, 0.02, cell, transform=ax.get_xaxis_transform(), ha='center',
+                        ax.text(x, 0.02, cell[:24], transform=ax.get_xaxis_transform(), ha='center',
                                 va='bottom', fontsize=7, rotation=90)
             ax.set_xticks(range(len(sizes)))
             ax.set_xticklabels(sizes, fontsize=8)
             ax.set_ylabel(label)
             ax.set_yscale('log')
+            if lowest:  # bars start a decade below the smallest value, so their heights compare
+                ax.set_ylim(bottom=lowest / 10)
             ax.legend(fontsize=8)
         fig.suptitle(f'{case} ({osp.basename(markdown)}; log scale, lower is better)')
         fig.tight_layout()
-        path = osp.join(out_dir, f'{osp.splitext(osp.basename(markdown))[0]}_{case}.png')
+        slug = re.sub(r'[^A-Za-z0-9]+', '_', case).strip('_')
+        path = osp.join(out_dir, f'{osp.splitext(osp.basename(markdown))[0]}_{slug}.png')
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
