@@ -152,9 +152,10 @@ def plot_benchmark(markdown: str, out_dir: str) -> List[str]:
                 shown = [(x, v) for x, v in zip(xs, values) if v is not None]
                 if shown:
                     ax.bar([x for x, _ in shown], [v for _, v in shown], width, label=impl)
-                    lowest = min([v for _, v in shown] + ([lowest] if lowest else []))
+                    positive = [v for _, v in shown if v > 0] + ([lowest] if lowest else [])
+                    lowest = min(positive) if positive else lowest
                 for x, value, cell in zip(xs, values, cells):
-                    if value is None and cell:  # e.g. "out of memory": say so at the bottom
+                    if value == 0 or (value is None and cell):  # "0 MiB", "out of memory": as text
                         ax.text(x, 0.02, cell[:24], transform=ax.get_xaxis_transform(), ha='center',
                                 va='bottom', fontsize=7, rotation=90)
             ax.set_xticks(range(len(sizes)))
