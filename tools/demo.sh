@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: tools/demo.sh CONFIG WORK_DIR
 # Generates the built-in Shapes data, trains CONFIG on it, evaluates the last checkpoint with
-# tools/test.py (prints mIoU) and writes PNG panels (image | ground truth | prediction).
+# tools/test.py (prints mIoU), writes PNG panels (image | ground truth | prediction), the training
+# curves (WORK_DIR/curves.png) and the per-class IoU (WORK_DIR/iou.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=$1
@@ -16,5 +17,7 @@ trained=$(date +%s)
 CHECKPOINT=$(cat "$WORK_DIR/last_checkpoint")
 $PYTHON tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR/test"
 $PYTHON tools/visualize.py "$CONFIG" "$CHECKPOINT" --out-dir "$WORK_DIR/panels" --num 6
+$PYTHON tools/plot.py curves "$WORK_DIR" --out "$WORK_DIR/curves.png"
+$PYTHON tools/plot.py iou "$WORK_DIR/test" --out "$WORK_DIR/iou.png"
 end=$(date +%s)
 echo "demo done: training $((trained - start)) s, total $((end - start)) s; checkpoint $CHECKPOINT"

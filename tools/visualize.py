@@ -2,7 +2,7 @@
 
 Semantic models: image | ground truth | prediction. Panoptic models (``pred_panoptic_seg``):
 image | ground-truth segments | predicted segments, each segment in its class colour, instances
-of a thing class in shades of it, segment borders in white.
+of a thing class in shades of it, segment borders in white. A legend names the class colours.
 
 Usage: python tools/visualize.py CONFIG CHECKPOINT [--out-dir DIR] [--num N] [--device cpu]
        [--cfg-options k=v ...]
@@ -16,7 +16,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
-from PIL import Image
+
+from mmseg_maskformer.visualization import add_legend, colourise, colourise_segments, panel
 
 
 def parse_args():
@@ -32,36 +33,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def colourise(label_map: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -> np.ndarray:
-    """(H, W) class ids -> (H, W, 3) RGB; ignored pixels white."""
-    rgb = np.full(label_map.shape + (3, ), 255, dtype=np.uint8)
-    valid = (label_map != ignore_index) & (label_map < len(palette))
-    rgb[valid] = palette[label_map[valid]]
-    return rgb
-
-
-def colourise_segments(segment_map: np.ndarray, labels: dict, palette: np.ndarray) -> np.ndarray:
-    """(H, W) segment ids -> RGB: the class colour, shaded per instance; void black."""
-    rgb = np.zeros(segment_map.shape + (3, ), dtype=np.uint8)
-    seen = {}
-    for segment_id, label in labels.items():
-        shade = 1.0 - 0.25 * (seen.get(label, 0) % 3)
-        seen[label] = seen.get(label, 0) + 1
-        rgb[segment_map == segment_id] = (palette[label] * shade).astype(np.uint8)
-    border = np.zeros(segment_map.shape, dtype=bool)
-    border[1:] |= segment_map[1:] != segment_map[:-1]
-    border[:, 1:] |= segment_map[:, 1:] != segment_map[:, :-1]
-    rgb[border] = 255
-    return rgb
-
-
-def panel(columns, scale: int) -> Image.Image:
-    gap = np.full((columns[0].shape[0], 4, 3), 255, dtype=np.uint8)
-    row = np.concatenate([c for col in columns for c in (col, gap)][:-1], axis=1)
-    image = Image.fromarray(row)
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-
-
 def main():
     args = parse_args()
     from mmseg.registry import DATASETS, MODELS
@@ -75,6 +46,7 @@ def main():
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.to(args.device).eval()
     palette = np.array(dataset.metainfo['palette'], dtype=np.uint8)
+    legend = list(zip(dataset.metainfo['classes'], palette))
 
     os.makedirs(args.out_dir, exist_ok=True)
     for index in range(min(args.num, len(dataset))):
@@ -93,7 +65,7 @@ def main():
             pred = colourise(result.pred_sem_seg.data[0].cpu().numpy(), palette)
         name = osp.splitext(osp.basename(result.img_path))[0]
         path = osp.join(args.out_dir, f'{name}.png')
-        panel([image, gt, pred], args.scale).save(path)
+        add_legend(np.asarray(panel([image, gt, pred], args.scale)), legend).save(path)
     print(f'panels (image | ground truth | prediction) written to {osp.abspath(args.out_dir)}',
           flush=True)
 

@@ -1,6 +1,7 @@
 """Turning (class, mask) pairs into segmentation maps (official inference rules)."""
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 
 
@@ -18,12 +19,12 @@ def semantic_inference(cls_logits: torch.Tensor, mask_logits: torch.Tensor) -> t
     return torch.einsum('...qc,...qhw->...chw', probs, mask_logits.float().sigmoid())
 
 
-def panoptic_inference(cls_logits: torch.Tensor,
-                       mask_logits: torch.Tensor,
+def panoptic_inference(cls_logits: Union[torch.Tensor, np.ndarray],
+                       mask_logits: Union[torch.Tensor, np.ndarray],
                        object_mask_threshold: float = 0.8,
                        overlap_threshold: float = 0.8,
                        thing_classes: Optional[Iterable[int]] = None
-                       ) -> Tuple[torch.Tensor, List[Dict[str, Any]]]:
+                       ) -> Tuple[Union[torch.Tensor, np.ndarray], List[Dict[str, Any]]]:
     """Official MaskFormer panoptic inference for one image.
 
     Keeps the queries whose arg-max class is not ∅ and whose score exceeds
@@ -37,10 +38,18 @@ def panoptic_inference(cls_logits: torch.Tensor,
         mask_logits: (Q, H, W) mask logits at the output size.
         thing_classes: class ids that have instances; ``None`` treats every class as stuff.
 
+    Tensors or numpy arrays (e.g. the ``--raw`` outputs of an ONNX export run by onnxruntime);
+    when either input is a numpy array the map is returned as one.
+
     Returns:
         ``(panoptic_seg, segments_info)``: an int64 (H, W) map with 0 = void and segment ids
         from 1, and per segment ``{'id', 'category_id', 'isthing', 'area'}`` in id order.
     """
+    if isinstance(cls_logits, np.ndarray) or isinstance(mask_logits, np.ndarray):
+        panoptic_seg, segments = panoptic_inference(
+            torch.as_tensor(cls_logits), torch.as_tensor(mask_logits), object_mask_threshold,
+            overlap_threshold, thing_classes)
+        return panoptic_seg.numpy(), segments
     if cls_logits.dim() != 2 or mask_logits.dim() != 3 or cls_logits.shape[0] != mask_logits.shape[0]:
         raise ValueError(f'expected (Q, K+1) class logits and (Q, H, W) mask logits, got '
                          f'{tuple(cls_logits.shape)} and {tuple(mask_logits.shape)}')

@@ -1,5 +1,6 @@
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from transformers import MaskFormerImageProcessor
@@ -37,6 +38,19 @@ def test_hand_computed_case():
         dict(id=1, category_id=0, isthing=False, area=3),
         dict(id=2, category_id=2, isthing=True, area=2),
     ]
+
+
+def test_numpy_inputs_give_the_hand_computed_result_as_numpy():
+    # The hand-computed case above, as float32 numpy arrays (what onnxruntime returns).
+    cls_logits = logits_for([[0.9, 0.05, 0.03, 0.02], [0.02, 0.03, 0.85, 0.10],
+                             [0.10, 0.10, 0.10, 0.70]]).numpy()
+    mask_logits = torch.tensor([[10.0, 10, -10, -10], [-10, -10, 10, 10],
+                                [10, 10, 10, 10]])[:, None, :].numpy()
+    seg, info = panoptic_inference(cls_logits, mask_logits, 0.8, 0.8, thing_classes=[2])
+    assert isinstance(seg, np.ndarray) and seg.dtype == np.int64
+    assert seg.tolist() == [[1, 1, 2, 2]]
+    assert info == [dict(id=1, category_id=0, isthing=False, area=2),
+                    dict(id=2, category_id=2, isthing=True, area=2)]
 
 
 def test_everything_void_when_no_query_passes_threshold():

@@ -1,0 +1,65 @@
+"""tools/plot.py: the numbers it reads from logs, scalars and benchmark tables, and its PNGs."""
+import json
+
+from PIL import Image
+
+import plot
+
+# The per-class table as mmseg 1.2.2's IoUMetric logs it (prettytable), after other log lines.
+TEST_LOG = """2026/11/30 09:00:00 - mmengine - INFO - Iter(test) [4/4]
+2026/11/30 09:00:01 - mmengine - INFO - per class results:
+2026/11/30 09:00:01 - mmengine - INFO - 
++------------+-------+-------+
+|   Class    |  IoU  |  Acc  |
++------------+-------+-------+
+| background | 97.25 | 98.9  |
+|   water    |  88.5 | 91.0  |
+|   circle   |  0.0  |  0.0  |
++------------+-------+-------+
+2026/11/30 09:00:01 - mmengine - INFO - Iter(test) [4/4]    aAcc: 95.0000  mIoU: 61.9200
+"""
+
+
+def test_class_iou_is_read_from_the_test_log(tmp_path):
+    log = tmp_path / 'run' / 'run.log'
+    log.parent.mkdir()
+    log.write_text(TEST_LOG)
+    assert plot.read_class_iou(str(tmp_path)) == {'background': 97.25, 'water': 88.5,
+                                                  'circle': 0.0}
+    out = tmp_path / 'iou.png'
+    plot.main(['iou', str(log), '--out', str(out)])
+    assert Image.open(out).size[0] > 100
+
+
+def test_curves_use_training_records_only(tmp_path):
+    scalars = tmp_path / 'x' / 'vis_data' / 'scalars.json'
+    scalars.parent.mkdir(parents=True)
+    records = [dict(lr=1e-3 * (i + 1), loss=5.0 - i, loss_cls=1.0, loss_mask=2.0, loss_dice=1.0,
+                    iter=10 * (i + 1), step=10 * (i + 1)) for i in range(3)]
+    records.append(dict(aAcc=90.0, mIoU=50.0, step=30))  # a validation record
+    scalars.write_text('\n'.join(json.dumps(r) for r in records) + '\n')
+    assert [r['iter'] for r in plot.read_scalars(str(tmp_path))] == [10, 20, 30]
+    out = tmp_path / 'curves.png'
+    plot.main(['curves', str(tmp_path), '--out', str(out)])
+    assert Image.open(out).size == (1100, 400)
+
+
+def test_benchmark_tables_become_one_chart_per_case(tmp_path):
+    table = tmp_path / 'RESULTS.md'
+    table.write_text(
+        '# title\n\ntext\n\n| case | size | impl | time | peak memory | time / peer |\n'
+        '|---|---|---|---|---|---|\n'
+        '| criterion | B=2 | peer | 6503.1 ms | 2843 MiB | 1.00× |\n'
+        '| criterion | B=2 | fused | 568.9 ms | 139 MiB | 0.09× |\n'
+        '| criterion | B=8 | peer | out of memory | | |\n'
+        '| criterion | B=8 | fused | 9399.2 ms | 2062 MiB | — |\n'
+        '| point_sample | N=40 | peer | 6.7 ms | 6 MiB | 1.00× |\n')
+    rows = plot.read_benchmark_rows(str(table))
+    assert [(r['case'], r['size'], r['impl']) for r in rows] == [
+        ('criterion', 'B=2', 'peer'), ('criterion', 'B=2', 'fused'), ('criterion', 'B=8', 'peer'),
+        ('criterion', 'B=8', 'fused'), ('point_sample', 'N=40', 'peer')]
+    assert plot.parse_value(rows[1]['time'], 'ms') == 568.9
+    assert plot.parse_value(rows[2]['time'], 'ms') is None
+    written = plot.plot_benchmark(str(table), str(tmp_path))
+    assert sorted(p.rsplit('/', 1)[1] for p in written) == ['RESULTS_criterion.png',
+                                                             'RESULTS_point_sample.png']
