@@ -72,13 +72,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> finish_focal_dice(const at::Tenso
                                                                  at::ScalarType acc,
                                                                  bool weighted) {
   const at::Tensor s = partials.sum(1);
-  const at::Tensor count =
-      weighted ? s.select(1, kCount) : at::full_like(s.select(1, kCount), double(num_pixels));
-  const at::Tensor focal = weighted ? s.select(1, kFocal) / count.clamp_min(1)
+  const at::Tensor focal = weighted ? s.select(1, kFocal) / s.select(1, kCount).clamp_min(1)
                                     : s.select(1, kFocal) / static_cast<double>(num_pixels);
   const at::Tensor dice =
       1 - (2 * s.select(1, kSumPT) + eps) / (s.select(1, kSumP) + s.select(1, kSumT) + eps);
-  const at::Tensor sums = at::cat({s.narrow(1, kSumP, 3), count.unsqueeze(1)}, 1);
+  const at::Tensor sums = s.narrow(1, kSumP, weighted ? 4 : 3);
   return {focal.to(acc), dice.to(acc), sums.to(acc).contiguous()};
 }
 
@@ -89,9 +87,11 @@ at::Tensor focal_dice_grad_coefficients(const at::Tensor& grad_focal, const at::
   // their ends.
   const int64_t num_masks = args.logits.size(0);
   const auto device = args.logits.device();
-  TORCH_CHECK(sums.dim() == 2 && sums.size(0) == num_masks && sums.size(1) == 4 &&
+  const int64_t num_sums = weighted ? 4 : 3;
+  TORCH_CHECK(sums.dim() == 2 && sums.size(0) == num_masks && sums.size(1) == num_sums &&
                   sums.scalar_type() == args.acc && sums.device() == device,
-              "sigmoid_focal_dice_loss_backward: sums must be the (", num_masks, ", 4) ",
+              "sigmoid_focal_dice_loss_backward: sums must be the (", num_masks, ", ", num_sums,
+              ") ",
               args.acc, " tensor on ", device, " returned by the forward, got ", sums.scalar_type(),
               " ", sums.sizes(), " on ", sums.device());
   auto check_grad = [&](const at::Tensor& grad, const char* name) {

@@ -36,8 +36,9 @@ MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets,
                    const std::optional<at::Tensor>& valid, const char* op, bool same_count);
 
 // Loss forward epilogue. partials: (N, B, kLossSums) double partial sums over B pixel blocks
-// (the count column is read only when weighted). Returns (focal mean, dice, (N, 4) sums of p, t,
-// p*t and the valid count) in dtype acc; unweighted, the count is the number of pixels.
+// (the count column is read only when weighted). Returns (focal mean, dice, sums) in dtype acc;
+// sums, saved for backward: (N, 3) sums of p, t and p*t, and (N, 4) with the valid count when
+// weighted.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> finish_focal_dice(const at::Tensor& partials,
                                                                  int64_t num_pixels, double eps,
                                                                  at::ScalarType acc,

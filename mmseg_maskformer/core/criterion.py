@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .mask_functions import get_mask_functions
-from .matching import HungarianMatcher
+from .matching import HungarianMatcher, sampled_validity
 
 
 def average_num_masks(gt_labels: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -155,7 +155,7 @@ class SetCriterion:
             with torch.no_grad():
                 targets = fn.point_sample(targets[:, None].float(), points)[:, 0]
                 if valid is not None:  # each point weighted by its sampled validity
-                    valid = fn.point_sample(valid[:, None].float(), points)[:, 0]
+                    valid = sampled_validity(fn, valid[:, None], points)[:, 0]
         focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=self.focal_alpha,
                                                  gamma=self.focal_gamma, eps=self.dice_eps,
                                                  valid=valid)

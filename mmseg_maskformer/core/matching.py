@@ -13,6 +13,16 @@ def classification_cost(cls_logits: torch.Tensor, labels: torch.Tensor) -> torch
     return -cls_logits.float().softmax(-1)[:, labels]
 
 
+def sampled_validity(functions, valid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Bool (N, C, H, W) valid maps bilinearly sampled at (N, P, 2) points: (N, C, P) weights.
+
+    Samples the ignored pixels and subtracts from 1, so that the zero padding of the sampling
+    counts the outside of the image as valid: points near the border of an all-valid map get
+    weight 1, not less.
+    """
+    return 1 - functions.point_sample((~valid).float(), points)
+
+
 class NonFiniteCostError(FloatingPointError):
     """A cost matrix holds NaN or infinity; ``index`` is its position in the batch."""
 
@@ -99,8 +109,8 @@ class HungarianMatcher:
             points = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
             preds = fn.point_sample(mask_logits[None], points)[0]
             targets = fn.point_sample(gt_masks[None].float(), points)[0]
-            valid = None if gt_valid is None else fn.point_sample(gt_valid[None, None].float(),
-                                                                  points)[0, 0]
+            valid = None if gt_valid is None else sampled_validity(fn, gt_valid[None, None],
+                                                                   points)[0, 0]
         cost_focal, cost_dice = self.functions.pairwise_mask_costs(
             preds, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, eps=self.dice_eps,
             valid=valid)

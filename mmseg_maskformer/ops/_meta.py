@@ -18,7 +18,7 @@ def _sigmoid_focal_dice_loss_fake(mask_logits, targets, alpha, gamma, eps, valid
     num_masks, dtype = mask_logits.shape[0], _compute_dtype(mask_logits)
     return (mask_logits.new_empty(num_masks, dtype=dtype),
             mask_logits.new_empty(num_masks, dtype=dtype),
-            mask_logits.new_empty((num_masks, 4), dtype=dtype))
+            mask_logits.new_empty((num_masks, 3 if valid is None else 4), dtype=dtype))
 
 
 @register_fake('mmseg_maskformer::sigmoid_focal_dice_loss_backward')
@@ -45,7 +45,8 @@ def _point_sample_backward_fake(grad_output, points, height, width, align_corner
 
 def _loss_setup_context(ctx, inputs, output):
     mask_logits, targets, alpha, gamma, eps, valid = inputs
-    # Four floats per mask; the backward recomputes everything else from logits and targets.
+    # Three floats per mask (four with valid); the backward recomputes everything else from
+    # logits, targets and valid.
     ctx.save_for_backward(mask_logits, targets, valid, output[2])
     ctx.hyper_parameters = (alpha, gamma, eps)
     ctx.mark_non_differentiable(output[2])

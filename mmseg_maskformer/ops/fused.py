@@ -27,8 +27,8 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
     """Per-mask sigmoid focal loss (mean over pixels) and dice loss, fused.
 
     See :func:`mmseg_maskformer.ops.reference.sigmoid_focal_dice_loss`. Dense logits are
-    resampled to the target size inside the kernel, and backward saves four floats per mask
-    (sums of p, t and p*t, and the valid count) besides its inputs. ``valid`` is read in place
+    resampled to the target size inside the kernel, and backward saves three floats per mask
+    (sums of p, t and p*t; and the valid count with ``valid``) besides its inputs. ``valid`` is read in place
     with its strides: an expanded view of one map per image costs no copy.
     """
     check_loss_inputs(mask_logits, targets, alpha, gamma, eps, valid)
