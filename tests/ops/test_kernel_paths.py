@@ -137,3 +137,24 @@ def test_portable_cpu_kernels(fused, device):
         env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert ' passed' in result.stdout
+
+
+@pytest.mark.parametrize('with_valid', [False, True])
+def test_cuda_agrees_with_cpu_on_large_masks(fused, device, with_valid):
+    """Sums of millions of pixels: CUDA (double block partials) and CPU (double row partials)
+    agree on 1024x2048 masks to the tolerance they have at 128x128."""
+    if device.type != 'cuda':
+        pytest.skip('compares the CUDA kernels with the CPU ones')
+    g = torch.Generator().manual_seed(11)
+    for low, high in (((32, 32), (128, 128)), ((256, 512), (1024, 2048))):
+        logits = 3 * torch.randn((2, ) + low, generator=g)
+        targets = torch.rand((2, ) + high, generator=g) > 0.5
+        valid = (torch.rand(high, generator=g) > 0.2).expand(2, -1, -1) if with_valid else None
+        on_cpu = _loss_and_grad(fused.sigmoid_focal_dice_loss, logits, targets, valid, {})
+        on_gpu = _loss_and_grad(fused.sigmoid_focal_dice_loss, logits.to(device),
+                                targets.to(device), None if valid is None else valid.to(device),
+                                {})
+        torch.testing.assert_close(tuple(t.cpu() for t in on_gpu[:2]), on_cpu[:2], rtol=1e-5,
+                                   atol=1e-6)
+        torch.testing.assert_close(on_gpu[2].cpu(), on_cpu[2], rtol=1e-4,
+                                   atol=1e-4 * float(on_cpu[2].abs().max()))
