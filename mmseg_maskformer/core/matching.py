@@ -14,13 +14,15 @@ def classification_cost(cls_logits: torch.Tensor, labels: torch.Tensor) -> torch
 
 
 def sampled_validity(functions, valid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Bool (N, C, H, W) valid maps bilinearly sampled at (N, P, 2) points: (N, C, P) weights.
+    """Bool (N, 1, H, W) valid maps bilinearly sampled at (N, P, 2) points: (N, 1, P) weights.
 
-    Samples the ignored pixels and subtracts from 1, so that the zero padding of the sampling
-    counts the outside of the image as valid: points near the border of an all-valid map get
-    weight 1, not less.
+    The bilinear average over the corners inside the image (the sampled map divided by the
+    sampled all-ones map), so that the zero padding of the sampling neither down-weights border
+    points of valid regions nor lends weight to ignored ones; an all-valid map gives exactly 1.
     """
-    return 1 - functions.point_sample((~valid).float(), points)
+    ones = valid.new_ones((1, 1) + valid.shape[-2:], dtype=torch.float32)
+    inside = functions.point_sample(ones.expand(valid.shape[0], -1, -1, -1), points)
+    return functions.point_sample(valid.float(), points) / inside
 
 
 class NonFiniteCostError(FloatingPointError):
