@@ -23,13 +23,14 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
                             alpha: float = 0.25,
                             gamma: float = 2.0,
                             eps: float = 1.0,
-                            valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                            valid: Optional[torch.Tensor] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-mask sigmoid focal loss (mean over pixels) and dice loss, fused.
 
     See :func:`mmseg_maskformer.ops.reference.sigmoid_focal_dice_loss`. Dense logits are
     resampled to the target size inside the kernel, and backward saves three floats per mask
-    (sums of p, t and p*t; and the valid count with ``valid``) besides its inputs. ``valid`` is read in place
-    with its strides: an expanded view of one map per image costs no copy.
+    (sums of p, t and p*t; and the valid count with ``valid``) besides its inputs. ``valid`` is
+    read in place with its strides: an expanded view of one map per image costs no copy.
     """
     check_loss_inputs(mask_logits, targets, alpha, gamma, eps, valid)
     focal, dice, _ = _ops().sigmoid_focal_dice_loss(mask_logits, targets, float(alpha),

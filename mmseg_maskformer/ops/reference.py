@@ -22,7 +22,8 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
                             alpha: float = 0.25,
                             gamma: float = 2.0,
                             eps: float = 1.0,
-                            valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                            valid: Optional[torch.Tensor] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-mask sigmoid focal loss (mean over pixels) and dice loss.
 
     Args:

@@ -105,8 +105,8 @@ def test_results_independent_of_thread_count(fused, device, with_valid):
                                           {}) +
                            fused.pairwise_mask_costs(logits, targets,
                                                      valid=None if valid is None else valid[0]))
-            results.append(_loss_and_grad(fused.sigmoid_focal_dice_loss, logits, targets[:, :67, :71],
-                                          None if valid is None else valid[:, :67, :71], {}))
+            same_size = (targets[:, :67, :71], None if valid is None else valid[:, :67, :71])
+            results.append(_loss_and_grad(fused.sigmoid_focal_dice_loss, logits, *same_size, {}))
     finally:
         torch.set_num_threads(threads)
     for a, b in zip(results[:2], results[2:]):

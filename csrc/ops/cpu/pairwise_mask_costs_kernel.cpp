@@ -76,10 +76,9 @@ void nearest_targets(const MaskView<const target_t>& targets, int64_t num_target
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(const at::Tensor& mask_logits,
-                                                           const at::Tensor& targets, double alpha,
-                                                           double gamma, double eps,
-                                                           const std::optional<at::Tensor>& valid) {
+std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(
+    const at::Tensor& mask_logits, const at::Tensor& targets, double alpha, double gamma,
+    double eps, const std::optional<at::Tensor>& valid) {
   const MaskArgs args = mask_args(mask_logits, targets, valid, "pairwise_mask_costs", false);
   const int64_t num_queries = args.logits.size(0), num_targets = args.targets.size(0);
   const int64_t h = args.logits.size(1), w = args.logits.size(2);

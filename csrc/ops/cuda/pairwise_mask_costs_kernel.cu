@@ -19,10 +19,9 @@ __global__ void nearest_targets_kernel(MaskView<const target_t> targets, int64_t
   MMSEG_CUDA_KERNEL_LOOP(i, total) { dense[i] = nearest_target<acc_t>(targets, i, h, w); }
 }
 
-std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cuda(const at::Tensor& mask_logits,
-                                                            const at::Tensor& targets, double alpha,
-                                                            double gamma, double eps,
-                                                            const std::optional<at::Tensor>& valid) {
+std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cuda(
+    const at::Tensor& mask_logits, const at::Tensor& targets, double alpha, double gamma,
+    double eps, const std::optional<at::Tensor>& valid) {
   const MaskArgs args = mask_args(mask_logits, targets, valid, "pairwise_mask_costs", false);
   const c10::cuda::CUDAGuard device_guard(mask_logits.device());
   const int64_t num_queries = args.logits.size(0), num_targets = args.targets.size(0);
