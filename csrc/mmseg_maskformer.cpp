@@ -16,15 +16,16 @@ TORCH_LIBRARY(mmseg_maskformer, m) {
   const std::vector<at::Tag> tags = {at::Tag::pt2_compliant_tag};
   m.def(
       "sigmoid_focal_dice_loss(Tensor mask_logits, Tensor targets, float alpha, float gamma, "
-      "float eps) -> (Tensor focal, Tensor dice, Tensor sums)",
+      "float eps, Tensor? valid=None) -> (Tensor focal, Tensor dice, Tensor sums)",
       tags);
   m.def(
       "sigmoid_focal_dice_loss_backward(Tensor grad_focal, Tensor grad_dice, Tensor mask_logits, "
-      "Tensor targets, Tensor sums, float alpha, float gamma, float eps) -> Tensor",
+      "Tensor targets, Tensor sums, float alpha, float gamma, float eps, Tensor? valid=None) -> "
+      "Tensor",
       tags);
   m.def(
       "pairwise_mask_costs(Tensor mask_logits, Tensor targets, float alpha, float gamma, "
-      "float eps) -> (Tensor focal_cost, Tensor dice_cost)",
+      "float eps, Tensor? valid=None) -> (Tensor focal_cost, Tensor dice_cost)",
       tags);
   m.def("point_sample(Tensor inputs, Tensor points, bool align_corners) -> Tensor", tags);
   m.def(

@@ -76,6 +76,23 @@ struct MaskView {
   }
 };
 
+// Per-pixel weights of an op's `valid` argument, read in place with their strides (an expanded
+// view costs nothing): a bool map (as uint8) or floating weights in [0, 1]. Neither pointer set
+// means valid=None; kernels test defined() once and then run the unweighted arithmetic, so that
+// valid=None gives the results of the ops without the argument bit for bit.
+template <typename T>
+struct ValidView {
+  const uint8_t* flags;
+  const T* weights;
+  int64_t sn, sy, sx;
+
+  C10_HOST_DEVICE bool defined() const { return flags != nullptr || weights != nullptr; }
+  C10_HOST_DEVICE T at(int64_t n, int64_t y, int64_t x) const {
+    const int64_t i = n * sn + y * sy + x * sx;
+    return flags != nullptr ? static_cast<T>(flags[i]) : weights[i];
+  }
+};
+
 // Focal-loss hyper-parameters as the kernels use them, applied to values of type V (T or a
 // vector of T).
 template <typename T>
@@ -156,6 +173,34 @@ C10_HOST_DEVICE C10_ALWAYS_INLINE T focal_dice_grad(const T& x, const T& t,
   return T(coef[0]) * focal.grad + s.p * s.pm * (T(coef[1]) + T(coef[2]) * t);
 }
 
+// The per-mask sums of the loss forward, in this order; kLossSums with the valid count.
+enum LossSum { kFocal = 0, kSumP, kSumT, kSumPT, kCount, kLossSums };
+
+// Adds one pixel to the loss sums (focal, p, t, p * t); sums may be wider than T.
+template <typename S, typename T, typename P>
+C10_HOST_DEVICE C10_ALWAYS_INLINE void add_loss_pixel(S* sums, const T& logit, const T& t,
+                                                      const FocalParams<P>& fp) {
+  const SigmoidTerms<T> s(logit);
+  sums[kFocal] += FocalTerm<T>(s, t, fp).value;
+  sums[kSumP] += s.p;
+  sums[kSumT] += t;
+  sums[kSumPT] += s.p * t;
+}
+
+// The same for a pixel of weight v (valid given): every term weighted, and v counted.
+template <typename S, typename T, typename P>
+C10_HOST_DEVICE C10_ALWAYS_INLINE void add_weighted_loss_pixel(S* sums, const T& logit, const T& t,
+                                                               const T& v,
+                                                               const FocalParams<P>& fp) {
+  const SigmoidTerms<T> s(logit);
+  const T vp = v * s.p;
+  sums[kFocal] += v * FocalTerm<T>(s, t, fp).value;
+  sums[kSumP] += vp;
+  sums[kSumT] += v * t;
+  sums[kSumPT] += vp * t;
+  sums[kCount] += v;
+}
+
 // One output index of a 1-D linear resize with align_corners=False, as ATen's
 // upsample_bilinear2d computes it (area_pixel_compute_source_index, clamped at both borders).
 template <typename T>
@@ -214,6 +259,58 @@ C10_HOST_DEVICE inline int64_t first_dst_at(int64_t i, T scale, int64_t in_size,
 template <typename T>
 C10_HOST_DEVICE inline T tap_weight(const LinearTap<T>& tap, int64_t i) {
   return (tap.i0 == i ? tap.l0 : T(0)) + (tap.i1 == i ? tap.l1 : T(0));
+}
+
+// The transposed bilinear stencil of the loss backward in two deterministic passes, shared by
+// the CUDA kernels and the portable CPU kernel. Pass 1: logit (n, i, j) owns the target pixels
+// whose taps start at it (rows [first_dst_at(i), first_dst_at(i + 1)), likewise columns),
+// computes each one's gradient once and splits it into the four partial sums owned[0..3] bound
+// for logits (i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1); at the far borders the clamped tap
+// has i1 == i0 and its weight folds into the owner's own row or column. Pass 2: logit (i, j)
+// adds the partials its (up to) four owners hold for it, in a fixed order.
+template <typename acc_t, typename scalar_t, typename target_t, typename P>
+C10_HOST_DEVICE inline void resize_backward_partials(const MaskView<const scalar_t>& logits,
+                                                     const MaskView<const target_t>& targets,
+                                                     const ValidView<acc_t>& valid, acc_t scale_y,
+                                                     acc_t scale_x, const FocalParams<P>& fp,
+                                                     const P* coef, int64_t n, int64_t i,
+                                                     int64_t j, acc_t* owned) {
+  const int64_t h = logits.height, w = logits.width;
+  const int64_t height = targets.height, width = targets.width;
+  const int64_t y_end = first_dst_at(i + 1, scale_y, h, height);
+  const int64_t x_begin = first_dst_at(j, scale_x, w, width);
+  const int64_t x_end = first_dst_at(j + 1, scale_x, w, width);
+  acc_t sums[4] = {0, 0, 0, 0};
+  for (int64_t y = first_dst_at(i, scale_y, h, height); y < y_end; ++y) {
+    const LinearTap<acc_t> ty = linear_tap(y, scale_y, h);
+    acc_t row[2] = {0, 0};  // the row's gradients, weighted by the column taps
+    for (int64_t x = x_begin; x < x_end; ++x) {
+      const LinearTap<acc_t> tx = linear_tap(x, scale_x, w);
+      const acc_t logit = bilinear_at(logits.mask(n), logits.sy, logits.sx, ty, tx);
+      acc_t g = focal_dice_grad(logit, static_cast<acc_t>(targets.at(n, y, x)), fp, coef);
+      if (valid.defined()) g = valid.at(n, y, x) * g;
+      row[0] += tx.l0 * g;
+      row[tx.i1 == tx.i0 ? 0 : 1] += tx.l1 * g;
+    }
+    const int r1 = ty.i1 == ty.i0 ? 0 : 2;
+    sums[0] += ty.l0 * row[0];
+    sums[1] += ty.l0 * row[1];
+    sums[r1] += ty.l1 * row[0];
+    sums[r1 + 1] += ty.l1 * row[1];
+  }
+  for (int k = 0; k < 4; ++k) owned[k] = sums[k];
+}
+
+// Pass 2: the gradient of logit (n, i, j) from the (n, h, w, 4) partials of pass 1.
+template <typename acc_t>
+C10_HOST_DEVICE inline acc_t resize_backward_gather(const acc_t* partials, int64_t h, int64_t w,
+                                                    int64_t n, int64_t i, int64_t j) {
+  const acc_t* mask = partials + n * h * w * 4;
+  acc_t sum = mask[(i * w + j) * 4];
+  if (j > 0) sum += mask[(i * w + j - 1) * 4 + 1];
+  if (i > 0) sum += mask[((i - 1) * w + j) * 4 + 2];
+  if (i > 0 && j > 0) sum += mask[((i - 1) * w + j - 1) * 4 + 3];
+  return sum;
 }
 
 // ATen's legacy 'nearest' source index (nearest_idx): src = min(floor(dst * scale), in - 1).

@@ -7,8 +7,18 @@ at::ScalarType compute_dtype(const at::Tensor& logits) {
   return logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets, const char* op,
-                   bool same_count) {
+namespace {
+
+// bool viewed as uint8, floating converted to the compute dtype (see MaskArgs).
+at::Tensor kernel_input(const at::Tensor& t, at::ScalarType acc) {
+  if (t.scalar_type() == at::kBool) return t.view(at::kByte);
+  return t.scalar_type() == at::kByte || t.scalar_type() == acc ? t : t.to(acc);
+}
+
+}  // namespace
+
+MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets,
+                   const std::optional<at::Tensor>& valid, const char* op, bool same_count) {
   TORCH_CHECK(logits.dim() == 2 || logits.dim() == 3, op,
               ": mask_logits must be (N, h, w) or (N, K), got ", logits.sizes());
   TORCH_CHECK(at::isFloatingType(logits.scalar_type()), op,
@@ -37,52 +47,94 @@ MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets, const ch
   MaskArgs args;
   args.acc = compute_dtype(logits);
   args.logits = logits.dim() == 2 ? logits.unsqueeze(1) : logits;
-  at::Tensor t = targets.dim() == 2 ? targets.unsqueeze(1) : targets;
-  if (t.scalar_type() == at::kBool) {
-    t = t.view(at::kByte);
-  } else if (t.scalar_type() != at::kByte && t.scalar_type() != args.acc) {
-    t = t.to(args.acc);
+  args.targets = kernel_input(targets.dim() == 2 ? targets.unsqueeze(1) : targets, args.acc);
+  if (valid.has_value()) {
+    const at::Tensor& v = *valid;
+    const auto expected = same_count ? targets.sizes() : targets.sizes().slice(1);
+    TORCH_CHECK(v.sizes() == expected, op, ": valid must have shape ", expected, ", got ",
+                v.sizes());
+    TORCH_CHECK(v.scalar_type() == at::kBool || at::isFloatingType(v.scalar_type()), op,
+                ": valid must be bool or floating point, got ", v.scalar_type());
+    TORCH_CHECK(v.device() == logits.device(), op, ": valid is on ", v.device(),
+                " but mask_logits are on ", logits.device());
+    // Point form and the costs' shared map gain the dimensions of the dense (M, H, W) layout.
+    at::Tensor dense = same_count ? v : v.unsqueeze(0);
+    if (logits.dim() == 2) dense = dense.unsqueeze(1);
+    args.valid = kernel_input(dense, args.acc);
   }
-  args.targets = t;
-  args.resize = args.logits.size(1) != t.size(1) || args.logits.size(2) != t.size(2);
+  args.resize = args.logits.size(1) != args.targets.size(1) ||
+                args.logits.size(2) != args.targets.size(2);
   return args;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> finish_focal_dice(const at::Tensor& partials,
                                                                  int64_t num_pixels, double eps,
-                                                                 at::ScalarType acc) {
+                                                                 at::ScalarType acc,
+                                                                 bool weighted) {
   const at::Tensor s = partials.sum(1);
-  const at::Tensor focal = s.select(1, 0) / static_cast<double>(num_pixels);
-  const at::Tensor dice = 1 - (2 * s.select(1, 3) + eps) / (s.select(1, 1) + s.select(1, 2) + eps);
-  return {focal.to(acc), dice.to(acc), s.narrow(1, 1, 3).to(acc).contiguous()};
+  const at::Tensor focal = weighted ? s.select(1, kFocal) / s.select(1, kCount).clamp_min(1)
+                                    : s.select(1, kFocal) / static_cast<double>(num_pixels);
+  const at::Tensor dice =
+      1 - (2 * s.select(1, kSumPT) + eps) / (s.select(1, kSumP) + s.select(1, kSumT) + eps);
+  const at::Tensor sums = s.narrow(1, kSumP, weighted ? 4 : 3);
+  return {focal.to(acc), dice.to(acc), sums.to(acc).contiguous()};
 }
 
 at::Tensor focal_dice_grad_coefficients(const at::Tensor& grad_focal, const at::Tensor& grad_dice,
-                                        const at::Tensor& sums, int64_t num_pixels, double eps,
-                                        at::ScalarType acc) {
-  const at::Tensor s = sums.to(acc);
-  const at::Tensor numerator = 2 * s.select(1, 2) + eps;
-  const at::Tensor denominator = s.select(1, 0) + s.select(1, 1) + eps;
+                                        const at::Tensor& sums, const MaskArgs& args, double eps,
+                                        bool weighted) {
+  // The saved sums and incoming gradients come from Python: check them rather than read past
+  // their ends.
+  const int64_t num_masks = args.logits.size(0);
+  const auto device = args.logits.device();
+  const int64_t num_sums = weighted ? 4 : 3;
+  TORCH_CHECK(sums.dim() == 2 && sums.size(0) == num_masks && sums.size(1) == num_sums &&
+                  sums.scalar_type() == args.acc && sums.device() == device,
+              "sigmoid_focal_dice_loss_backward: sums must be the (", num_masks, ", ", num_sums,
+              ") ",
+              args.acc, " tensor on ", device, " returned by the forward, got ", sums.scalar_type(),
+              " ", sums.sizes(), " on ", sums.device());
+  auto check_grad = [&](const at::Tensor& grad, const char* name) {
+    TORCH_CHECK(grad.dim() == 1 && grad.size(0) == num_masks &&
+                    at::isFloatingType(grad.scalar_type()) && grad.device() == device,
+                "sigmoid_focal_dice_loss_backward: ", name, " must be a floating (", num_masks,
+                ",) tensor on ", device, ", got ", grad.scalar_type(), " ", grad.sizes(), " on ",
+                grad.device());
+  };
+  check_grad(grad_focal, "grad_focal");
+  check_grad(grad_dice, "grad_dice");
+  const int64_t num_pixels = args.targets.size(1) * args.targets.size(2);
+  const at::ScalarType acc = args.acc;
+  const at::Tensor numerator = 2 * sums.select(1, 2) + eps;
+  const at::Tensor denominator = sums.select(1, 0) + sums.select(1, 1) + eps;
   const at::Tensor gd = grad_dice.to(acc);
-  return at::stack({grad_focal.to(acc) / static_cast<double>(num_pixels),
-                    gd * numerator / (denominator * denominator), -2 * gd / denominator},
+  const at::Tensor c_focal = weighted ? grad_focal.to(acc) / sums.select(1, 3).clamp_min(1)
+                                      : grad_focal.to(acc) / static_cast<double>(num_pixels);
+  return at::stack({c_focal, gd * numerator / (denominator * denominator), -2 * gd / denominator},
                    1)
       .contiguous();
 }
 
 std::tuple<at::Tensor, at::Tensor> finish_pairwise_costs(const at::Tensor& terms,
-                                                         const at::Tensor& targets, double eps) {
+                                                         const at::Tensor& targets,
+                                                         const at::Tensor& valid, double eps) {
   const int64_t num_queries = terms.size(0) / 3;
   const int64_t num_points = terms.size(1);
+  // Matching must not change with torch.backends.cuda.matmul.allow_tf32 (or
+  // set_float32_matmul_precision): TF32 keeps 10 mantissa bits, enough to swap near-tied
+  // assignments. The guard is thread-local and leaves the global settings alone.
+  const at::NoTF32Guard full_float32;
+  // Weighting the point columns of every term weights each pixel of every cost.
+  const at::Tensor weighted = valid.defined() ? terms * valid : terms;
   // One GEMM for both products: [pos - neg; p] @ T^T.
-  const at::Tensor products = at::mm(terms.narrow(0, 0, 2 * num_queries), targets.t());
+  const at::Tensor products = at::mm(weighted.narrow(0, 0, 2 * num_queries), targets.t());
   // pos @ T^T + neg @ (1 - T)^T == (pos - neg) @ T^T + rowsum(neg).
-  const at::Tensor focal =
-      (products.narrow(0, 0, num_queries) +
-       terms.narrow(0, 2 * num_queries, num_queries).sum(1, /*keepdim=*/true)) /
-      static_cast<double>(num_points);
-  const at::Tensor sum_p = terms.narrow(0, num_queries, num_queries).sum(1, /*keepdim=*/true);
-  const at::Tensor sum_t = targets.sum(1).unsqueeze(0);
+  const at::Tensor focal_sum = products.narrow(0, 0, num_queries) +
+                               weighted.narrow(0, 2 * num_queries, num_queries).sum(1, true);
+  const at::Tensor focal = valid.defined() ? focal_sum / valid.sum().clamp_min(1)
+                                           : focal_sum / static_cast<double>(num_points);
+  const at::Tensor sum_p = weighted.narrow(0, num_queries, num_queries).sum(1, /*keepdim=*/true);
+  const at::Tensor sum_t = (valid.defined() ? targets * valid : targets).sum(1).unsqueeze(0);
   const at::Tensor dice =
       1 - (2 * products.narrow(0, num_queries, num_queries) + eps) / (sum_p + sum_t + eps);
   return {focal, dice};

@@ -7,6 +7,7 @@
 #include <ATen/OpMathType.h>
 
 #include <cstdint>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 
@@ -18,33 +19,43 @@ namespace ops {
 // float32 for float16/bfloat16/float32 logits, float64 for float64 (gradcheck).
 at::ScalarType compute_dtype(const at::Tensor& logits);
 
-// Logits and targets of the loss and cost ops with point-form (N, K) tensors viewed as (N, 1, K),
-// so that kernels only see the dense layout. bool targets are viewed as uint8 and floating
-// targets converted to the compute dtype, so kernels read targets as uint8 or acc_t only.
+// Logits, targets and valid weights of the loss and cost ops with point-form (N, K) tensors
+// viewed as (N, 1, K), so that kernels only see the dense layout. bool targets and valid maps are
+// viewed as uint8 and floating ones converted to the compute dtype, so kernels read them as
+// uint8 or acc_t only.
 struct MaskArgs {
   at::Tensor logits;   // (N, h, w), any strides
   at::Tensor targets;  // (M, H, W), any strides, uint8 or compute dtype
+  at::Tensor valid;    // undefined, or (M, H, W) for the loss and (1, H, W) for the costs
   at::ScalarType acc;
   bool resize;  // (h, w) != (H, W)
 };
-MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets, const char* op,
-                   bool same_count);
+// same_count: the loss (as many targets as logits, valid of the targets' shape); else the costs
+// (valid of one target's shape, shared by all).
+MaskArgs mask_args(const at::Tensor& logits, const at::Tensor& targets,
+                   const std::optional<at::Tensor>& valid, const char* op, bool same_count);
 
-// Loss forward epilogue. partials: (N, B, 4) partial sums of (focal, p, t, p*t) over B
-// pixel blocks. Returns (focal mean, dice, (N, 3) sums of p, t, p*t) in dtype acc.
+// Loss forward epilogue. partials: (N, B, kLossSums) double partial sums over B pixel blocks
+// (the count column is read only when weighted). Returns (focal mean, dice, sums) in dtype acc;
+// sums, saved for backward: (N, 3) sums of p, t and p*t, and (N, 4) with the valid count when
+// weighted.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> finish_focal_dice(const at::Tensor& partials,
                                                                  int64_t num_pixels, double eps,
-                                                                 at::ScalarType acc);
+                                                                 at::ScalarType acc,
+                                                                 bool weighted);
 
-// Loss backward prologue: per mask (c_focal, c_dice, c_dice_t) such that
-// dL/dx = c_focal * dFL/dx + p (1 - p) (c_dice + c_dice_t * t). (N, 3) contiguous, dtype acc.
+// Loss backward prologue: checks the saved sums and incoming gradients, then returns per mask
+// (c_focal, c_dice, c_dice_t) such that dL/dx = c_focal * dFL/dx + p (1 - p) (c_dice +
+// c_dice_t * t), times the pixel's weight when weighted. (N, 3) contiguous, dtype acc.
 at::Tensor focal_dice_grad_coefficients(const at::Tensor& grad_focal, const at::Tensor& grad_dice,
-                                        const at::Tensor& sums, int64_t num_pixels, double eps,
-                                        at::ScalarType acc);
+                                        const at::Tensor& sums, const MaskArgs& args, double eps,
+                                        bool weighted);
 
-// Matcher epilogue. terms: (3Q, K) rows [pos - neg; p; neg], targets: (M, K), both dtype acc.
+// Matcher epilogue. terms: (3Q, K) rows [pos - neg; p; neg], targets: (M, K), valid: undefined or
+// (K,) weights, all dtype acc. The GEMM runs in full float32 whatever the TF32 settings.
 std::tuple<at::Tensor, at::Tensor> finish_pairwise_costs(const at::Tensor& terms,
-                                                         const at::Tensor& targets, double eps);
+                                                         const at::Tensor& targets,
+                                                         const at::Tensor& valid, double eps);
 
 // Validates point_sample's arguments; returns the inputs as the kernels read them (bool viewed as
 // uint8). Samples have the inputs' dtype, float32 for bool and uint8 inputs (point_sample_dtype).
@@ -68,6 +79,16 @@ MaskView<T> mask_view(const at::Tensor& t) {
     data = static_cast<T*>(t.mutable_data_ptr());
   }
   return {data, t.stride(0), t.stride(1), t.stride(2), t.size(1), t.size(2)};
+}
+
+// In-place view of MaskArgs::valid (null pointers when undefined).
+template <typename T>
+ValidView<T> valid_view(const at::Tensor& valid) {
+  if (!valid.defined()) return {nullptr, nullptr, 0, 0, 0};
+  const bool flags = valid.scalar_type() == at::kByte;
+  return {flags ? valid.const_data_ptr<uint8_t>() : nullptr,
+          flags ? nullptr : valid.const_data_ptr<T>(), valid.stride(0), valid.stride(1),
+          valid.stride(2)};
 }
 
 template <typename T>

@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .mask_functions import get_mask_functions
-from .matching import HungarianMatcher
+from .matching import HungarianMatcher, sampled_validity
 
 
 def average_num_masks(gt_labels: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -22,6 +22,9 @@ def average_num_masks(gt_labels: Sequence[torch.Tensor], device: torch.device) -
     return num_masks.clamp(min=1)
 
 
+IGNORE_MODES = ('negative', 'exclude')
+
+
 class SetCriterion:
     """Hungarian matching, then cross-entropy and focal + dice mask losses, per decoder layer.
 
@@ -34,6 +37,10 @@ class SetCriterion:
         num_points: ``None`` computes the mask losses at full ground-truth resolution (official
             MaskFormer); an integer K computes them on K importance-sampled points per mask
             (Mask2Former).
+        ignore_mode: ``'negative'`` (official): ignored pixels are negatives in every mask.
+            ``'exclude'``: they count in no mask loss and no matching cost; the call then needs
+            the per-image valid maps ``gt_valid``. The focal loss is averaged over the valid
+            pixels, and point-sampled losses weight each point by its sampled validity.
     """
 
     def __init__(self,
@@ -49,9 +56,12 @@ class SetCriterion:
                  loss_impl: Optional[str] = None,
                  num_points: Optional[int] = None,
                  oversample_ratio: float = 3.0,
-                 importance_sample_ratio: float = 0.75):
+                 importance_sample_ratio: float = 0.75,
+                 ignore_mode: str = 'negative'):
         if num_points is not None and num_points <= 0:
             raise ValueError(f'num_points must be None or positive, got {num_points}')
+        if ignore_mode not in IGNORE_MODES:
+            raise ValueError(f'ignore_mode must be one of {IGNORE_MODES}, got {ignore_mode!r}')
         self.num_classes = num_classes
         self.matcher = matcher
         self.class_weight = class_weight
@@ -63,6 +73,7 @@ class SetCriterion:
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
+        self.ignore_mode = ignore_mode
         self.functions = get_mask_functions(loss_impl)
         self.class_weights = torch.ones(num_classes + 1)
         self.class_weights[-1] = no_object_weight
@@ -72,7 +83,8 @@ class SetCriterion:
                  all_mask_logits: Sequence[torch.Tensor],
                  gt_labels: Sequence[torch.Tensor],
                  gt_masks: Sequence[torch.Tensor],
-                 generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+                 generator: Optional[torch.Generator] = None,
+                 gt_valid: Optional[Sequence[torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
         """Weighted losses of every decoder layer.
 
         Args:
@@ -81,16 +93,19 @@ class SetCriterion:
             gt_labels: B tensors (M_b,) of class ids in [0, K).
             gt_masks: B tensors (M_b, H, W) of binary masks (bool / uint8 / float), all at the
                 padded input resolution.
+            gt_valid: B (H, W) bool maps of the pixels that are not ignored; required with
+                ``ignore_mode='exclude'``, not used with ``'negative'``.
 
         Returns:
             ``loss_cls``, ``loss_mask``, ``loss_dice`` of the last layer, ``d{i}.loss_*`` of the
             intermediate layers i = 0..L-2, and ``num_masks`` (no gradient) for logging.
         """
         self._check_inputs(all_cls_logits, all_mask_logits, gt_labels, gt_masks)
+        gt_valid = self._valid_maps(gt_valid, gt_masks)
         device = all_cls_logits[-1].device
         num_masks = average_num_masks(gt_labels, device)
         indices = self.matcher.match_layers(all_cls_logits, all_mask_logits, gt_labels, gt_masks,
-                                            generator)
+                                            generator, gt_valid)
         num_layers = len(all_cls_logits)
         losses = {}
         for layer, (cls_logits, mask_logits, layer_indices) in enumerate(
@@ -98,7 +113,7 @@ class SetCriterion:
             prefix = '' if layer == num_layers - 1 else f'd{layer}.'
             loss_cls = self.loss_classes(cls_logits, gt_labels, layer_indices)
             loss_focal, loss_dice = self.loss_masks(mask_logits, gt_masks, layer_indices, num_masks,
-                                                    generator)
+                                                    generator, gt_valid)
             losses[prefix + 'loss_cls'] = self.class_weight * loss_cls
             losses[prefix + 'loss_mask'] = self.mask_weight * loss_focal
             losses[prefix + 'loss_dice'] = self.dice_weight * loss_dice
@@ -118,13 +133,20 @@ class SetCriterion:
 
     def loss_masks(self, mask_logits: torch.Tensor, gt_masks: Sequence[torch.Tensor],
                    indices: List[Tuple[torch.Tensor, torch.Tensor]], num_masks: torch.Tensor,
-                   generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Focal and dice losses of the matched masks, summed and divided by ``num_masks``."""
+                   generator: Optional[torch.Generator] = None,
+                   gt_valid: Optional[Sequence[torch.Tensor]] = None
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Focal and dice losses of the matched masks, summed and divided by ``num_masks``;
+        ``gt_valid``: None, or per image the (H, W) bool map of the pixels that count."""
         preds = torch.cat([mask_logits[image, pred_idx] for image, (pred_idx, _) in enumerate(indices)])
         if preds.shape[0] == 0:
             # No segment in the whole batch: zero loss that still reaches every mask logit.
             zero = mask_logits.sum() * 0.0
             return zero, zero
+        # One valid map per matched mask, as an expanded view of its image's map.
+        valid = None if gt_valid is None else torch.cat([
+            gt_valid[image][None].expand(len(gt_idx), -1, -1)
+            for image, (_, gt_idx) in enumerate(indices)])
         fn = self.functions
         if self.num_points is None:
             targets = torch.cat(
@@ -135,8 +157,11 @@ class SetCriterion:
             preds = fn.point_sample(preds[:, None], points)[:, 0]
             with torch.no_grad():
                 targets = self._sample_matched_targets(gt_masks, indices, points)
+                if valid is not None:  # each point weighted by its sampled validity
+                    valid = sampled_validity(fn, valid[:, None], points)[:, 0]
         focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=self.focal_alpha,
-                                                 gamma=self.focal_gamma, eps=self.dice_eps)
+                                                 gamma=self.focal_gamma, eps=self.dice_eps,
+                                                 valid=valid)
         return focal.sum() / num_masks, dice.sum() / num_masks
 
     def _sample_matched_targets(self, gt_masks: Sequence[torch.Tensor],
@@ -158,6 +183,22 @@ class SetCriterion:
             target_points[gt_idx] = matched_points
             samples.append(self.functions.point_sample(masks[:, None], target_points)[gt_idx, 0])
         return torch.cat(samples)
+
+    def _valid_maps(self, gt_valid, gt_masks) -> Optional[Sequence[torch.Tensor]]:
+        """``gt_valid`` checked, with ``ignore_mode='exclude'``; None with ``'negative'``."""
+        if self.ignore_mode == 'negative':
+            return None
+        if gt_valid is None:
+            raise ValueError("ignore_mode='exclude' needs gt_valid, the (H, W) bool maps of the "
+                             'pixels that are not ignored, one per image')
+        if len(gt_valid) != len(gt_masks):
+            raise ValueError(f'got {len(gt_valid)} valid maps for {len(gt_masks)} images')
+        for image, (valid, masks) in enumerate(zip(gt_valid, gt_masks)):
+            if valid.dtype != torch.bool or valid.shape != masks.shape[-2:]:
+                raise ValueError(f'image {image}: the valid map must be a bool tensor of the '
+                                 f'masks\' size {tuple(masks.shape[-2:])}, got {valid.dtype} '
+                                 f'{tuple(valid.shape)}')
+        return gt_valid
 
     def _check_inputs(self, all_cls_logits, all_mask_logits, gt_labels, gt_masks) -> None:
         if len(all_cls_logits) != len(all_mask_logits) or len(all_cls_logits) == 0:

@@ -13,6 +13,18 @@ def classification_cost(cls_logits: torch.Tensor, labels: torch.Tensor) -> torch
     return -cls_logits.float().softmax(-1)[:, labels]
 
 
+def sampled_validity(functions, valid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Bool (N, 1, H, W) valid maps bilinearly sampled at (N, P, 2) points: (N, 1, P) weights.
+
+    The bilinear average over the corners inside the image (the sampled map divided by the
+    sampled all-ones map), so that the zero padding of the sampling neither down-weights border
+    points of valid regions nor lends weight to ignored ones; an all-valid map gives exactly 1.
+    """
+    ones = valid.new_ones((1, 1) + valid.shape[-2:], dtype=torch.float32)
+    inside = functions.point_sample(ones.expand(valid.shape[0], -1, -1, -1), points)
+    return functions.point_sample(valid, points) / inside
+
+
 class NonFiniteCostError(FloatingPointError):
     """A cost matrix holds NaN or infinity; ``index`` is its position in the batch."""
 
@@ -51,6 +63,10 @@ class HungarianMatcher:
     and costs use every pixel (the official matcher). With ``num_points=K`` both are sampled at K
     shared uniformly random points per image (Mask2Former).
 
+    Given per-image valid maps (``gt_valid``, the criterion's ``ignore_mode='exclude'``), the
+    focal and dice costs count only the valid pixels (sampled at the same points as the masks,
+    as weights, with ``num_points``); without them every pixel counts, as officially.
+
     Non-finite costs raise a ``FloatingPointError`` naming the image, the cost term and the
     input that caused it, instead of crashing inside scipy.
     """
@@ -80,21 +96,26 @@ class HungarianMatcher:
     @torch.no_grad()
     def cost_terms(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor, gt_labels: torch.Tensor,
                    gt_masks: torch.Tensor,
-                   generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, ...]:
-        """Unweighted (class, focal, dice) cost matrices (Q, M) of one image."""
+                   generator: Optional[torch.Generator] = None,
+                   gt_valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+        """Unweighted (class, focal, dice) cost matrices (Q, M) of one image; ``gt_valid``: None
+        or the (H, W) bool map of the pixels that count."""
         cost_class = classification_cost(cls_logits, gt_labels)
         if gt_labels.numel() == 0:
             empty = cost_class.new_zeros(cost_class.shape)
             return cost_class, empty, empty
         if self.num_points is None:
-            preds, targets = mask_logits, gt_masks
+            preds, targets, valid = mask_logits, gt_masks, gt_valid
         else:
             fn = self.functions
             points = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
             preds = fn.point_sample(mask_logits[None], points)[0]
             targets = fn.point_sample(gt_masks[None], points)[0]
+            valid = None if gt_valid is None else sampled_validity(fn, gt_valid[None, None],
+                                                                   points)[0, 0]
         cost_focal, cost_dice = self.functions.pairwise_mask_costs(
-            preds, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, eps=self.dice_eps)
+            preds, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, eps=self.dice_eps,
+            valid=valid)
         return cost_class, cost_focal, cost_dice
 
     @torch.no_grad()
@@ -103,7 +124,9 @@ class HungarianMatcher:
                  mask_logits: torch.Tensor,
                  gt_labels: Sequence[torch.Tensor],
                  gt_masks: Sequence[torch.Tensor],
-                 generator: Optional[torch.Generator] = None) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+                 generator: Optional[torch.Generator] = None,
+                 gt_valid: Optional[Sequence[torch.Tensor]] = None
+                 ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         """Match one decoder layer's predictions for a batch.
 
         Args:
@@ -111,11 +134,13 @@ class HungarianMatcher:
             mask_logits: (B, Q, h, w) mask logits.
             gt_labels: B tensors (M_b,) of class ids.
             gt_masks: B tensors (M_b, H, W) of binary masks.
+            gt_valid: None, or B (H, W) bool maps of the pixels that count in the mask costs.
 
         Returns:
             B pairs ``(pred_idx, gt_idx)`` of int64 tensors on the logits' device.
         """
-        return self.match_layers([cls_logits], [mask_logits], gt_labels, gt_masks, generator)[0]
+        return self.match_layers([cls_logits], [mask_logits], gt_labels, gt_masks, generator,
+                                 gt_valid)[0]
 
     @torch.no_grad()
     def match_layers(self,
@@ -123,7 +148,8 @@ class HungarianMatcher:
                      all_mask_logits: Sequence[torch.Tensor],
                      gt_labels: Sequence[torch.Tensor],
                      gt_masks: Sequence[torch.Tensor],
-                     generator: Optional[torch.Generator] = None):
+                     generator: Optional[torch.Generator] = None,
+                     gt_valid: Optional[Sequence[torch.Tensor]] = None):
         """:meth:`__call__` for several decoder layers, with one host transfer for all of them.
 
         With ``num_points`` the random points are shared by all layers of an image.
@@ -133,6 +159,9 @@ class HungarianMatcher:
         if len(gt_labels) != batch_size or len(gt_masks) != batch_size:
             raise ValueError(f'got {len(gt_labels)} label sets and {len(gt_masks)} mask sets for '
                              f'a batch of {batch_size} predictions')
+        if gt_valid is not None and len(gt_valid) != batch_size:
+            raise ValueError(f'got {len(gt_valid)} valid maps for a batch of {batch_size} '
+                             'predictions')
         weights = (self.cost_class, self.cost_focal, self.cost_dice)
         num_layers, num_queries = len(all_cls_logits), all_cls_logits[0].shape[1]
         # One cost computation per image for all layers at once: (L·Q) predictions vs M targets.
@@ -140,7 +169,8 @@ class HungarianMatcher:
         for image, (labels, gts) in enumerate(zip(gt_labels, gt_masks)):
             cls = torch.stack([layer[image] for layer in all_cls_logits]).flatten(0, 1)
             masks = torch.stack([layer[image] for layer in all_mask_logits]).flatten(0, 1)
-            image_terms = self.cost_terms(cls, masks, labels, gts, generator)
+            image_terms = self.cost_terms(cls, masks, labels, gts, generator,
+                                          None if gt_valid is None else gt_valid[image])
             per_image.append([term.view(num_layers, num_queries, len(labels)) for term in image_terms])
         terms, totals = [], []
         for layer in range(num_layers):

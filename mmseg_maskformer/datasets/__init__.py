@@ -9,9 +9,9 @@ from .ade20k_full_classes import ADE20K_FULL_CLASSES
 from .shapes import (CATEGORIES, CLASSES, PALETTE, STUFF_CLASSES, THING_CLASSES,
                      generate_shapes_dataset, id2rgb, render_sample, rgb2id)
 
-_MMSEG_NAMES = ('ADE20KFullDataset', 'CocoPanopticSegDataset', 'Load16BitAnnotations',
-                'LoadPanopticAnnotations', 'PackPanopticSegInputs', 'RandomRangeCrop',
-                'ShapesDataset')
+_MMSEG_NAMES = ('ADE20KFullDataset', 'CocoPanopticSegDataset', 'IgnoreBand',
+                'Load16BitAnnotations', 'LoadPanopticAnnotations', 'PackPanopticSegInputs',
+                'RandomRangeCrop', 'ShapesDataset')
 __all__ = [
     'ADE20K_FULL_CLASSES', 'CATEGORIES', 'CLASSES', 'PALETTE', 'STUFF_CLASSES', 'THING_CLASSES',
     'generate_shapes_dataset', 'id2rgb', 'render_sample', 'rgb2id', *_MMSEG_NAMES
@@ -19,6 +19,7 @@ __all__ = [
 
 try:
     from .ade20k_full import ADE20KFullDataset, Load16BitAnnotations
+    from .ignore_band import IgnoreBand
     from .panoptic import CocoPanopticSegDataset, LoadPanopticAnnotations, PackPanopticSegInputs
     from .shapes_dataset import ShapesDataset
     from .transforms import RandomRangeCrop

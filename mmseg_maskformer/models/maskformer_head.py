@@ -56,7 +56,10 @@ class MaskFormerHead(BaseModule):
         num_points: ``None`` for exact full-resolution mask losses; K for point-sampled losses and
             matching on shared random points (Mask2Former style); used by both.
         deep_supervision: also apply the losses to the intermediate decoder outputs.
-        ignore_index: label of ignored / padded ground-truth pixels (negative in every mask).
+        ignore_index: label of ignored / padded ground-truth pixels.
+        ignore_mode: ``'negative'`` (official): ignored pixels are negatives in every mask;
+            ``'exclude'``: they count in no mask loss and no matching cost (see
+            :class:`~mmseg_maskformer.core.SetCriterion`).
         test_cfg: ``dict(mode='semantic')`` (soft semantic sum, SPEC §1.4) or
             ``dict(mode='panoptic', object_mask_threshold=0.8, overlap_threshold=0.8,
             thing_classes=None)``; ``thing_classes=None`` takes the ``thing_labels`` that
@@ -83,6 +86,7 @@ class MaskFormerHead(BaseModule):
                  num_points: Optional[int] = None,
                  deep_supervision: bool = True,
                  ignore_index: int = 255,
+                 ignore_mode: str = 'negative',
                  align_corners: bool = False,
                  test_cfg: ConfigType = dict(mode='semantic'),
                  init_cfg=None):
@@ -126,7 +130,8 @@ class MaskFormerHead(BaseModule):
         matcher_cfg.setdefault('num_points', num_points)
         self.matcher = TASK_UTILS.build(matcher_cfg)
         self.criterion = SetCriterion(num_classes, self.matcher, loss_impl=loss_impl,
-                                      num_points=num_points, **dict(criterion))
+                                      num_points=num_points, ignore_mode=ignore_mode,
+                                      **dict(criterion))
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -157,7 +162,12 @@ class MaskFormerHead(BaseModule):
         gt_labels, gt_masks = self.segments_from_samples(batch_data_samples)
         if not self.deep_supervision:
             all_cls_logits, all_mask_logits = all_cls_logits[-1:], all_mask_logits[-1:]
-        return self.criterion(all_cls_logits, all_mask_logits, gt_labels, gt_masks)
+        gt_valid = None
+        if self.criterion.ignore_mode == 'exclude':
+            gt_valid = [sample.gt_sem_seg.data[0] != self.ignore_index
+                        for sample in batch_data_samples]
+        return self.criterion(all_cls_logits, all_mask_logits, gt_labels, gt_masks,
+                              gt_valid=gt_valid)
 
     def segments_from_samples(self, batch_data_samples: SampleList
                               ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:

@@ -33,19 +33,23 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
                             targets: torch.Tensor,
                             alpha: float = 0.25,
                             gamma: float = 2.0,
-                            eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                            eps: float = 1.0,
+                            valid: Optional[torch.Tensor] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-mask sigmoid focal and dice losses; see :func:`.reference.sigmoid_focal_dice_loss`."""
     return _backend(mask_logits.device).sigmoid_focal_dice_loss(mask_logits, targets, alpha, gamma,
-                                                                eps)
+                                                                eps, valid)
 
 
 def pairwise_mask_costs(mask_logits: torch.Tensor,
                         targets: torch.Tensor,
                         alpha: float = 0.25,
                         gamma: float = 2.0,
-                        eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                        eps: float = 1.0,
+                        valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Focal and dice matching costs (Q, M); see :func:`.reference.pairwise_mask_costs`."""
-    return _backend(mask_logits.device).pairwise_mask_costs(mask_logits, targets, alpha, gamma, eps)
+    return _backend(mask_logits.device).pairwise_mask_costs(mask_logits, targets, alpha, gamma, eps,
+                                                            valid)
 
 
 def point_sample(inputs: torch.Tensor, points: torch.Tensor,

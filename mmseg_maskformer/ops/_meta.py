@@ -16,21 +16,21 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 @register_fake('mmseg_maskformer::sigmoid_focal_dice_loss')
-def _sigmoid_focal_dice_loss_fake(mask_logits, targets, alpha, gamma, eps):
+def _sigmoid_focal_dice_loss_fake(mask_logits, targets, alpha, gamma, eps, valid=None):
     num_masks, dtype = mask_logits.shape[0], _compute_dtype(mask_logits)
     return (mask_logits.new_empty(num_masks, dtype=dtype),
             mask_logits.new_empty(num_masks, dtype=dtype),
-            mask_logits.new_empty((num_masks, 3), dtype=dtype))
+            mask_logits.new_empty((num_masks, 3 if valid is None else 4), dtype=dtype))
 
 
 @register_fake('mmseg_maskformer::sigmoid_focal_dice_loss_backward')
 def _sigmoid_focal_dice_loss_backward_fake(grad_focal, grad_dice, mask_logits, targets, sums,
-                                           alpha, gamma, eps):
+                                           alpha, gamma, eps, valid=None):
     return torch.empty_like(mask_logits, memory_format=torch.contiguous_format)
 
 
 @register_fake('mmseg_maskformer::pairwise_mask_costs')
-def _pairwise_mask_costs_fake(mask_logits, targets, alpha, gamma, eps):
+def _pairwise_mask_costs_fake(mask_logits, targets, alpha, gamma, eps, valid=None):
     shape, dtype = (mask_logits.shape[0], targets.shape[0]), _compute_dtype(mask_logits)
     return mask_logits.new_empty(shape, dtype=dtype), mask_logits.new_empty(shape, dtype=dtype)
 
@@ -47,24 +47,25 @@ def _point_sample_backward_fake(grad_output, points, height, width, align_corner
 
 
 def _loss_setup_context(ctx, inputs, output):
-    mask_logits, targets, alpha, gamma, eps = inputs
-    # Three floats per mask; the backward recomputes everything else from logits and targets.
-    ctx.save_for_backward(mask_logits, targets, output[2])
+    mask_logits, targets, alpha, gamma, eps, valid = inputs
+    # Three floats per mask (four with valid); the backward recomputes everything else from
+    # logits, targets and valid.
+    ctx.save_for_backward(mask_logits, targets, valid, output[2])
     ctx.hyper_parameters = (alpha, gamma, eps)
     ctx.mark_non_differentiable(output[2])
 
 
 def _loss_backward(ctx, grad_focal, grad_dice, _grad_sums):
-    mask_logits, targets, sums = ctx.saved_tensors
+    mask_logits, targets, valid, sums = ctx.saved_tensors
     if not ctx.needs_input_grad[0]:
-        return None, None, None, None, None
+        return None, None, None, None, None, None
     if grad_focal is None:
         grad_focal = sums.new_zeros(sums.shape[0])
     if grad_dice is None:
         grad_dice = sums.new_zeros(sums.shape[0])
     grad = _ops.sigmoid_focal_dice_loss_backward(grad_focal, grad_dice, mask_logits, targets, sums,
-                                                 *ctx.hyper_parameters)
-    return grad, None, None, None, None
+                                                 *ctx.hyper_parameters, valid)
+    return grad, None, None, None, None, None
 
 
 register_autograd('mmseg_maskformer::sigmoid_focal_dice_loss', _loss_backward,

@@ -3,7 +3,7 @@
 Every public op validates through these functions so that bad input fails with a message that
 names the argument and the problem, whichever implementation runs.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -38,6 +38,20 @@ def check_targets(name: str, targets: torch.Tensor, logits: torch.Tensor) -> Non
         raise ValueError(f'{name} of dtype uint8 must hold 0 or 1, found {int(targets.max())}')
 
 
+def check_valid(valid: torch.Tensor, logits: torch.Tensor, shape: Tuple[int, ...],
+                what: str) -> None:
+    """``valid``: bool, or floating weights in [0, 1], of the given shape (``what`` names it)."""
+    if not isinstance(valid, torch.Tensor):
+        raise TypeError(f'valid must be None or a torch.Tensor, got {type(valid).__name__}')
+    if valid.dtype != torch.bool and valid.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f'valid must be bool (or floating weights in [0, 1]), got {valid.dtype}')
+    if valid.device != logits.device:
+        raise ValueError(f'valid is on {valid.device} but the logits are on {logits.device}')
+    if tuple(valid.shape) != tuple(shape):
+        raise ValueError(f'valid must have the shape of {what} {tuple(shape)}, '
+                         f'got {tuple(valid.shape)}')
+
+
 def check_hyper_parameters(alpha: float, gamma: float, eps: float) -> None:
     if gamma < 0:
         raise ValueError(f'gamma must be >= 0, got {gamma}')
@@ -48,8 +62,9 @@ def check_hyper_parameters(alpha: float, gamma: float, eps: float) -> None:
 
 
 def check_loss_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float,
-                      gamma: float, eps: float) -> None:
-    """(N, h, w) logits with (N, H, W) targets, or (N, K) points with (N, K) targets."""
+                      gamma: float, eps: float, valid: Optional[torch.Tensor] = None) -> None:
+    """(N, h, w) logits with (N, H, W) targets, or (N, K) points with (N, K) targets; ``valid``
+    None or of the targets' shape."""
     check_logits('mask_logits', mask_logits, (2, 3))
     check_targets('targets', targets, mask_logits)
     check_hyper_parameters(alpha, gamma, eps)
@@ -62,11 +77,14 @@ def check_loss_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: f
     if any(s == 0 for s in mask_logits.shape[1:]) or any(s == 0 for s in targets.shape[1:]):
         raise ValueError(f'masks must hold at least one pixel, got mask_logits '
                          f'{tuple(mask_logits.shape)} and targets {tuple(targets.shape)}')
+    if valid is not None:
+        check_valid(valid, mask_logits, targets.shape, 'the targets')
 
 
 def check_cost_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float,
-                      gamma: float, eps: float) -> None:
-    """(Q, h, w) logits with (M, H, W) targets, or (Q, K) points with (M, K) targets."""
+                      gamma: float, eps: float, valid: Optional[torch.Tensor] = None) -> None:
+    """(Q, h, w) logits with (M, H, W) targets, or (Q, K) points with (M, K) targets; ``valid``
+    None, (H, W) or (K,): one map shared by all targets."""
     check_logits('mask_logits', mask_logits, (2, 3))
     check_targets('targets', targets, mask_logits)
     check_hyper_parameters(alpha, gamma, eps)
@@ -76,6 +94,8 @@ def check_cost_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: f
     if any(s == 0 for s in mask_logits.shape[1:]) or any(s == 0 for s in targets.shape[1:]):
         raise ValueError(f'masks must hold at least one pixel, got mask_logits '
                          f'{tuple(mask_logits.shape)} and targets {tuple(targets.shape)}')
+    if valid is not None:
+        check_valid(valid, mask_logits, targets.shape[1:], 'one target')
 
 
 def check_point_sample_inputs(inputs: torch.Tensor, points: torch.Tensor) -> None:

@@ -22,16 +22,19 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
                             targets: torch.Tensor,
                             alpha: float = 0.25,
                             gamma: float = 2.0,
-                            eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                            eps: float = 1.0,
+                            valid: Optional[torch.Tensor] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-mask sigmoid focal loss (mean over pixels) and dice loss, fused.
 
     See :func:`mmseg_maskformer.ops.reference.sigmoid_focal_dice_loss`. Dense logits are
     resampled to the target size inside the kernel, and backward saves three floats per mask
-    (sums of p, t and p*t) besides its inputs.
+    (sums of p, t and p*t; and the valid count with ``valid``) besides its inputs. ``valid`` is
+    read in place with its strides: an expanded view of one map per image costs no copy.
     """
-    check_loss_inputs(mask_logits, targets, alpha, gamma, eps)
+    check_loss_inputs(mask_logits, targets, alpha, gamma, eps, valid)
     focal, dice, _ = _ops().sigmoid_focal_dice_loss(mask_logits, targets, float(alpha),
-                                                    float(gamma), float(eps))
+                                                    float(gamma), float(eps), valid)
     return focal, dice
 
 
@@ -39,14 +42,16 @@ def pairwise_mask_costs(mask_logits: torch.Tensor,
                         targets: torch.Tensor,
                         alpha: float = 0.25,
                         gamma: float = 2.0,
-                        eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Focal and dice matching costs as two GEMMs.
+                        eps: float = 1.0,
+                        valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Focal and dice matching costs as two GEMMs, in full float32 whatever the TF32 settings.
 
     See :func:`mmseg_maskformer.ops.reference.pairwise_mask_costs`. Not differentiable: its
     backward raises (matching runs under ``torch.no_grad()``).
     """
-    check_cost_inputs(mask_logits, targets, alpha, gamma, eps)
-    return _ops().pairwise_mask_costs(mask_logits, targets, float(alpha), float(gamma), float(eps))
+    check_cost_inputs(mask_logits, targets, alpha, gamma, eps, valid)
+    return _ops().pairwise_mask_costs(mask_logits, targets, float(alpha), float(gamma), float(eps),
+                                      valid)
 
 
 def point_sample(inputs: torch.Tensor, points: torch.Tensor,

@@ -22,7 +22,9 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
                             targets: torch.Tensor,
                             alpha: float = 0.25,
                             gamma: float = 2.0,
-                            eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                            eps: float = 1.0,
+                            valid: Optional[torch.Tensor] = None
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-mask sigmoid focal loss (mean over pixels) and dice loss.
 
     Args:
@@ -32,11 +34,15 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
         alpha: focal class-balance weight; a negative value disables it.
         gamma: focal exponent.
         eps: dice smoothing added to numerator and denominator.
+        valid: None (every pixel counts, the official loss), or the pixels that count, of the
+            targets' shape: bool, or floating weights in [0, 1] (point-sampled validity). Each
+            pixel's terms are weighted by it: the focal loss is the weighted sum over
+            max(sum of the weights, 1), and the dice sums run over the weighted pixels only.
 
     Returns:
         ``(focal, dice)``, each (N,) in float32 (float64 for float64 logits).
     """
-    check_loss_inputs(mask_logits, targets, alpha, gamma, eps)
+    check_loss_inputs(mask_logits, targets, alpha, gamma, eps, valid)
     dtype = _compute_dtype(mask_logits)
     x = mask_logits.to(dtype)
     t = targets.to(dtype)
@@ -50,43 +56,60 @@ def sigmoid_focal_dice_loss(mask_logits: torch.Tensor,
     focal = ce * (1 - p_t)**gamma
     if alpha >= 0:
         focal = (alpha * t + (1 - alpha) * (1 - t)) * focal
-    dice = 1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)
-    return focal.mean(1), dice
+    if valid is None:
+        dice = 1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)
+        return focal.mean(1), dice
+    w = valid.to(dtype).flatten(1)
+    dice = 1 - (2 * (p * t * w).sum(1) + eps) / ((p * w).sum(1) + (t * w).sum(1) + eps)
+    return (focal * w).sum(1) / w.sum(1).clamp(min=1), dice
 
 
 def pairwise_mask_costs(mask_logits: torch.Tensor,
                         targets: torch.Tensor,
                         alpha: float = 0.25,
                         gamma: float = 2.0,
-                        eps: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+                        eps: float = 1.0,
+                        valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Focal and dice matching costs between every prediction and every target.
 
     Args:
         mask_logits: (Q, h, w) logits or (Q, K) point logits.
         targets: (M, H, W) masks, nearest-downsampled to (h, w) as the official matcher
             does; or (M, K) point targets.
+        valid: None (every pixel counts, the official costs), or the pixels that count, shared
+            by all targets: (H, W), nearest-downsampled with the targets, or (K,); bool, or
+            floating weights in [0, 1]. The focal cost is then the weighted sum over max(sum of
+            the weights, 1), and the dice sums run over the weighted pixels only.
 
     Returns:
         ``(focal_cost, dice_cost)``, each (Q, M) float32: the focal loss of prediction q
         against target m averaged over the K pixels, and its dice loss.
     """
-    check_cost_inputs(mask_logits, targets, alpha, gamma, eps)
+    check_cost_inputs(mask_logits, targets, alpha, gamma, eps, valid)
     dtype = _compute_dtype(mask_logits)
     x = mask_logits.to(dtype)
     t = targets.to(dtype)
+    w = None if valid is None else valid.to(dtype)
     if x.dim() == 3 and x.shape[-2:] != t.shape[-2:]:
         t = F.interpolate(t[:, None], size=x.shape[-2:], mode='nearest')[:, 0]
+        if w is not None:
+            w = F.interpolate(w[None, None], size=x.shape[-2:], mode='nearest')[0, 0]
     x = x.flatten(1)
     t = t.flatten(1)
-    num_points = x.shape[1]
     p = x.sigmoid()
     pos = (1 - p)**gamma * F.softplus(-x)
     neg = p**gamma * F.softplus(x)
     if alpha >= 0:
         pos = alpha * pos
         neg = (1 - alpha) * neg
-    focal_cost = (pos @ t.T + neg @ (1 - t).T) / num_points
-    dice_cost = 1 - (2 * (p @ t.T) + eps) / (p.sum(1)[:, None] + t.sum(1)[None, :] + eps)
+    if w is None:
+        focal_cost = (pos @ t.T + neg @ (1 - t).T) / x.shape[1]
+        dice_cost = 1 - (2 * (p @ t.T) + eps) / (p.sum(1)[:, None] + t.sum(1)[None, :] + eps)
+        return focal_cost, dice_cost
+    w = w.flatten()
+    focal_cost = ((pos * w) @ t.T + (neg * w) @ (1 - t).T) / w.sum().clamp(min=1)
+    dice_cost = 1 - (2 * ((p * w) @ t.T) + eps) / (
+        (p * w).sum(1)[:, None] + (t * w).sum(1)[None, :] + eps)
     return focal_cost, dice_cost
 
 

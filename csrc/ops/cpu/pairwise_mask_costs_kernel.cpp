@@ -76,16 +76,18 @@ void nearest_targets(const MaskView<const target_t>& targets, int64_t num_target
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(const at::Tensor& mask_logits,
-                                                           const at::Tensor& targets, double alpha,
-                                                           double gamma, double eps) {
-  const MaskArgs args = mask_args(mask_logits, targets, "pairwise_mask_costs", false);
+std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(
+    const at::Tensor& mask_logits, const at::Tensor& targets, double alpha, double gamma,
+    double eps, const std::optional<at::Tensor>& valid) {
+  const MaskArgs args = mask_args(mask_logits, targets, valid, "pairwise_mask_costs", false);
   const int64_t num_queries = args.logits.size(0), num_targets = args.targets.size(0);
   const int64_t h = args.logits.size(1), w = args.logits.size(2);
   const int64_t num_points = h * w;
   const auto options = mask_logits.options().dtype(args.acc);
   at::Tensor terms = at::empty({3 * num_queries, num_points}, options);
   at::Tensor dense_targets = at::empty({num_targets, num_points}, options);
+  // The valid map is resized like one more target.
+  at::Tensor dense_valid = args.valid.defined() ? at::empty({num_points}, options) : at::Tensor();
 
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, args.logits.scalar_type(), "pairwise_mask_costs_cpu", [&] {
@@ -97,8 +99,14 @@ std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cpu(const at::Tensor& mas
           nearest_targets(mask_view<const typename decltype(target)::type>(args.targets),
                           num_targets, h, w, dense_targets.mutable_data_ptr<acc_t>());
         });
+        if (dense_valid.defined()) {
+          dispatch_target_type<acc_t>(args.valid, [&](auto type) {
+            nearest_targets(mask_view<const typename decltype(type)::type>(args.valid), 1, h, w,
+                            dense_valid.mutable_data_ptr<acc_t>());
+          });
+        }
       });
-  return finish_pairwise_costs(terms, dense_targets, eps);
+  return finish_pairwise_costs(terms, dense_targets, dense_valid, eps);
 }
 
 }  // namespace

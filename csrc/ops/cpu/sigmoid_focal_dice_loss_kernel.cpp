@@ -25,11 +25,12 @@ std::vector<LinearTap<T>> linear_taps(int64_t in_size, int64_t out_size) {
 
 // Parallel over masks: each mask's sums are accumulated by one thread in a fixed order, so the
 // result does not depend on the thread count. Sums are double: a mask can hold millions of pixels.
-// Returns the (N, 1, 4) partials of finish_focal_dice.
+// Returns the (N, 1, kLossSums) partials of finish_focal_dice.
 template <typename scalar_t, typename target_t, bool kResize, typename acc_t>
 at::Tensor loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp) {
   const auto logits = mask_view<const scalar_t>(args.logits);
   const auto targets = mask_view<const target_t>(args.targets);
+  const auto valid = valid_view<acc_t>(args.valid);
   const int64_t height = targets.height, width = targets.width;
   std::vector<LinearTap<acc_t>> rows, cols;
   if constexpr (kResize) {
@@ -37,11 +38,12 @@ at::Tensor loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp) {
     cols = linear_taps<acc_t>(logits.width, width);
   }
   at::Tensor partials =
-      at::empty({args.logits.size(0), 1, 4}, args.logits.options().dtype(at::kDouble));
+      at::empty({args.logits.size(0), 1, kLossSums}, args.logits.options().dtype(at::kDouble));
   double* out = partials.mutable_data_ptr<double>();
   at::parallel_for(0, args.logits.size(0), 1, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
-      double focal = 0, sum_p = 0, sum_t = 0, sum_pt = 0;
+      double* sums = out + kLossSums * n;
+      std::fill(sums, sums + kLossSums, 0.0);
       for (int64_t y = 0; y < height; ++y) {
         for (int64_t x = 0; x < width; ++x) {
           acc_t logit;
@@ -51,77 +53,65 @@ at::Tensor loss_forward(const MaskArgs& args, const FocalParams<acc_t>& fp) {
             logit = static_cast<acc_t>(logits.at(n, y, x));
           }
           const acc_t t = static_cast<acc_t>(targets.at(n, y, x));
-          const SigmoidTerms<acc_t> s(logit);
-          focal += FocalTerm<acc_t>(s, t, fp).value;
-          sum_p += s.p;
-          sum_t += t;
-          sum_pt += s.p * t;
+          if (valid.defined()) {
+            add_weighted_loss_pixel(sums, logit, t, valid.at(n, y, x), fp);
+          } else {
+            add_loss_pixel(sums, logit, t, fp);
+          }
         }
       }
-      double* o = out + 4 * n;
-      o[0] = focal;
-      o[1] = sum_p;
-      o[2] = sum_t;
-      o[3] = sum_pt;
     }
   });
   return partials;
 }
 
-// Parallel over masks so that each thread owns its masks' gradient rows: the transposed
-// bilinear stencil scatters without races. A full-resolution row is first reduced to a
-// low-resolution row buffer, then added to its two source rows.
+// Without a resize each logit's gradient is written once. With one, the transposed bilinear
+// stencil runs in the two passes of kernel_math.h that the CUDA kernels use too (this path
+// tests them on any CPU): items are independent, so the result does not depend on the threads.
 template <typename scalar_t, typename target_t, bool kResize, typename acc_t>
 at::Tensor loss_backward(const MaskArgs& args, const FocalParams<acc_t>& fp,
                          const at::Tensor& coefficients) {
   const auto logits = mask_view<const scalar_t>(args.logits);
   const auto targets = mask_view<const target_t>(args.targets);
+  const auto valid = valid_view<acc_t>(args.valid);
   const int64_t num_masks = args.logits.size(0);
   const int64_t h = logits.height, w = logits.width;
   const int64_t height = targets.height, width = targets.width;
   const acc_t* coef = coefficients.const_data_ptr<acc_t>();
-  // Low-resolution accumulator in acc_t when resizing; otherwise gradients are written once.
-  at::Tensor grad = kResize ? at::zeros({num_masks, h, w}, args.logits.options().dtype(args.acc))
-                            : at::empty({num_masks, h, w}, args.logits.options());
-  auto* grad_data =
-      static_cast<std::conditional_t<kResize, acc_t, scalar_t>*>(grad.mutable_data_ptr());
-  std::vector<LinearTap<acc_t>> rows, cols;
+  at::Tensor grad = at::empty({num_masks, h, w}, args.logits.options());
+  scalar_t* grad_data = grad.mutable_data_ptr<scalar_t>();
   if constexpr (kResize) {
-    rows = linear_taps<acc_t>(h, height);
-    cols = linear_taps<acc_t>(w, width);
-  }
-  at::parallel_for(0, num_masks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> row_grad(kResize ? w : 0);
-    for (int64_t n = begin; n < end; ++n) {
-      const acc_t* c = coef + 3 * n;
-      for (int64_t y = 0; y < height; ++y) {
-        if constexpr (kResize) {
-          std::fill(row_grad.begin(), row_grad.end(), acc_t(0));
+    const acc_t scale_y = linear_scale<acc_t>(h, height), scale_x = linear_scale<acc_t>(w, width);
+    at::Tensor partials = at::empty({num_masks, h, w, 4}, args.logits.options().dtype(args.acc));
+    acc_t* partial_data = partials.mutable_data_ptr<acc_t>();
+    at::parallel_for(0, num_masks * h * w, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t idx = begin; idx < end; ++idx) {
+        const int64_t n = idx / (h * w);
+        resize_backward_partials(logits, targets, valid, scale_y, scale_x, fp, coef + 3 * n, n,
+                                 idx % (h * w) / w, idx % w, partial_data + 4 * idx);
+      }
+    });
+    at::parallel_for(0, num_masks * h * w, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t idx = begin; idx < end; ++idx) {
+        grad_data[idx] = static_cast<scalar_t>(
+            resize_backward_gather(partial_data, h, w, idx / (h * w), idx % (h * w) / w, idx % w));
+      }
+    });
+  } else {
+    at::parallel_for(0, num_masks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) {
+        for (int64_t y = 0; y < height; ++y) {
           for (int64_t x = 0; x < width; ++x) {
-            const LinearTap<acc_t>& tx = cols[x];
-            const acc_t logit = bilinear_at(logits.mask(n), logits.sy, logits.sx, rows[y], tx);
-            const acc_t g = focal_dice_grad(logit, static_cast<acc_t>(targets.at(n, y, x)), fp, c);
-            row_grad[tx.i0] += tx.l0 * g;
-            row_grad[tx.i1] += tx.l1 * g;
-          }
-          acc_t* out = grad_data + n * h * w;
-          const LinearTap<acc_t>& ty = rows[y];
-          for (int64_t j = 0; j < w; ++j) {
-            out[ty.i0 * w + j] += ty.l0 * row_grad[j];
-            out[ty.i1 * w + j] += ty.l1 * row_grad[j];
-          }
-        } else {
-          scalar_t* out = grad_data + (n * h + y) * w;
-          for (int64_t x = 0; x < width; ++x) {
-            out[x] = static_cast<scalar_t>(focal_dice_grad(static_cast<acc_t>(logits.at(n, y, x)),
-                                                           static_cast<acc_t>(targets.at(n, y, x)),
-                                                           fp, c));
+            acc_t g = focal_dice_grad(static_cast<acc_t>(logits.at(n, y, x)),
+                                      static_cast<acc_t>(targets.at(n, y, x)), fp, coef + 3 * n);
+            if (valid.defined()) g = valid.at(n, y, x) * g;
+            grad_data[(n * h + y) * w + x] = static_cast<scalar_t>(g);
           }
         }
       }
-    }
-  });
-  return grad.to(args.logits.scalar_type());
+    });
+  }
+  return grad;
 }
 
 #if MMSEG_MASKFORMER_VEC
@@ -266,50 +256,64 @@ struct ColumnGather {
   }
 };
 
-// Returns the (N, blocks, 4) partials of finish_focal_dice.
+// Row y of mask n of a valid map as a contiguous T row, or nullptr without one.
+template <typename T>
+const T* valid_row(const ValidView<T>& valid, int64_t n, int64_t y, int64_t width, T* buffer) {
+  if (!valid.defined()) return nullptr;
+  const int64_t offset = n * valid.sn + y * valid.sy;
+  return valid.flags != nullptr ? row_as(valid.flags + offset, valid.sx, width, buffer)
+                                : row_as(valid.weights + offset, valid.sx, width, buffer);
+}
+
+// Returns the (N, blocks, kLossSums) partials of finish_focal_dice.
 template <typename scalar_t, typename target_t, bool kResize, typename T>
 at::Tensor loss_forward_vec(const MaskArgs& args, const FocalParams<T>& fp) {
   using V = Vec<T>;
   const auto logits = mask_view<const scalar_t>(args.logits);
   const auto targets = mask_view<const target_t>(args.targets);
+  const auto valid = valid_view<T>(args.valid);
   const int64_t height = targets.height, width = targets.width;
   const Stencil<T, kResize> stencil(logits.height, logits.width, height, width);
   const RowBlocks blocks(logits.height, height, width);
-  at::Tensor partials = at::empty({args.logits.size(0), blocks.count, 4},
+  at::Tensor partials = at::empty({args.logits.size(0), blocks.count, kLossSums},
                                   args.logits.options().dtype(at::kDouble));
   double* out = partials.mutable_data_ptr<double>();
   at::parallel_for(0, args.logits.size(0) * blocks.count, 1, [&](int64_t begin, int64_t end) {
     LogitRows<T, scalar_t, kResize> logit_rows(logits, stencil, width);
-    std::vector<T> target_row(width);
+    std::vector<T> target_row(width), valid_buffer(width);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / blocks.count, b = task % blocks.count;
       const int64_t y_begin = stencil.first_row(b * blocks.size);
       const int64_t y_end = stencil.first_row((b + 1) * blocks.size);
       logit_rows.start(n, y_begin, y_end);
-      double sums[4] = {0, 0, 0, 0};  // focal, p, t, p * t
+      double sums[kLossSums] = {0, 0, 0, 0, 0};
       for (int64_t y = y_begin; y < y_end; ++y) {
         const T* x_row = logit_rows.row(y);
         const T* t_row =
             row_as(targets.mask(n) + y * targets.sy, targets.sx, width, target_row.data());
+        const T* v_row = valid_row(valid, n, y, width, valid_buffer.data());
         for (int64_t x0 = 0; x0 < width; x0 += kSumChunk) {
-          V focal(0), sum_p(0), sum_t(0), sum_pt(0);
+          V lanes[kLossSums] = {V(0), V(0), V(0), V(0), V(0)};
           for_each_vec<T>(std::min(kSumChunk, width - x0), [&](int64_t i, auto count) {
             const V t = V::loadu(t_row + x0 + i, count);
-            const SigmoidTerms<V> s(V::loadu(x_row + x0 + i, count));
+            const V x = V::loadu(x_row + x0 + i, count);
+            if (v_row != nullptr) {
+              // Lanes past the row end have weight 0.
+              add_weighted_loss_pixel(lanes, x, t, V::loadu(v_row + x0 + i, count), fp);
+              return;
+            }
+            const SigmoidTerms<V> s(x);
             // Lanes past the row end hold logit 0 and target 0: they add nothing to the sums
             // of t and p * t, but would to those of focal and p.
-            focal += V::set(V(0), FocalTerm<V>(s, t, fp).value, count);
-            sum_p += V::set(V(0), s.p, count);
-            sum_t += t;
-            sum_pt += s.p * t;
+            lanes[kFocal] += V::set(V(0), FocalTerm<V>(s, t, fp).value, count);
+            lanes[kSumP] += V::set(V(0), s.p, count);
+            lanes[kSumT] += t;
+            lanes[kSumPT] += s.p * t;
           });
-          sums[0] += sum_lanes(focal);
-          sums[1] += sum_lanes(sum_p);
-          sums[2] += sum_lanes(sum_t);
-          sums[3] += sum_lanes(sum_pt);
+          for (int k = 0; k < kLossSums; ++k) sums[k] += sum_lanes(lanes[k]);
         }
       }
-      std::copy(sums, sums + 4, out + 4 * task);
+      std::copy(sums, sums + kLossSums, out + kLossSums * task);
     }
   });
   return partials;
@@ -329,6 +333,7 @@ at::Tensor loss_backward_vec(const MaskArgs& args, const FocalParams<T>& fp,
   const int64_t h = logits.height, w = logits.width;
   const int64_t height = targets.height, width = targets.width;
   const T* coef = coefficients.const_data_ptr<T>();
+  const auto valid = valid_view<T>(args.valid);
   const Stencil<T, kResize> stencil(h, w, height, width);
   const RowBlocks blocks(h, height, width);
   std::optional<ColumnGather<T>> columns;
@@ -337,7 +342,7 @@ at::Tensor loss_backward_vec(const MaskArgs& args, const FocalParams<T>& fp,
   scalar_t* grad_data = grad.mutable_data_ptr<scalar_t>();
   at::parallel_for(0, args.logits.size(0) * blocks.count, 1, [&](int64_t begin, int64_t end) {
     LogitRows<T, scalar_t, kResize> logit_rows(logits, stencil, width);
-    std::vector<T> target_row(width), grad_row(width);
+    std::vector<T> target_row(width), grad_row(width), valid_buffer(width);
     std::vector<T> accumulated(kResize ? blocks.size * width : 0);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / blocks.count, b = task % blocks.count;
@@ -351,8 +356,11 @@ at::Tensor loss_backward_vec(const MaskArgs& args, const FocalParams<T>& fp,
         const T* x_row = logit_rows.row(y);
         const T* t_row =
             row_as(targets.mask(n) + y * targets.sy, targets.sx, width, target_row.data());
+        const T* v_row = valid_row(valid, n, y, width, valid_buffer.data());
         auto gradient = [&](int64_t x, auto count) {
-          return focal_dice_grad(V::loadu(x_row + x, count), V::loadu(t_row + x, count), fp, c);
+          const V g =
+              focal_dice_grad(V::loadu(x_row + x, count), V::loadu(t_row + x, count), fp, c);
+          return v_row != nullptr ? V::loadu(v_row + x, count) * g : g;
         };
         if constexpr (kResize) {
           // Taps into the logit rows of other blocks are theirs to add.
@@ -392,8 +400,8 @@ MMSEG_VEC_END
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sigmoid_focal_dice_loss_cpu(
     const at::Tensor& mask_logits, const at::Tensor& targets, double alpha, double gamma,
-    double eps) {
-  const MaskArgs args = mask_args(mask_logits, targets, "sigmoid_focal_dice_loss", true);
+    double eps, const std::optional<at::Tensor>& valid) {
+  const MaskArgs args = mask_args(mask_logits, targets, valid, "sigmoid_focal_dice_loss", true);
   at::Tensor partials;
   dispatch_mask_op(args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
     using scalar_t = typename decltype(scalar)::type;
@@ -407,18 +415,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sigmoid_focal_dice_loss_cpu(
 #endif
     partials = loss_forward<scalar_t, target_t, kResize>(args, fp);
   });
-  return finish_focal_dice(partials, args.targets.size(1) * args.targets.size(2), eps, args.acc);
+  return finish_focal_dice(partials, args.targets.size(1) * args.targets.size(2), eps, args.acc,
+                           args.valid.defined());
 }
 
 at::Tensor sigmoid_focal_dice_loss_backward_cpu(const at::Tensor& grad_focal,
                                                 const at::Tensor& grad_dice,
                                                 const at::Tensor& mask_logits,
                                                 const at::Tensor& targets, const at::Tensor& sums,
-                                                double alpha, double gamma, double eps) {
-  const MaskArgs args = mask_args(mask_logits, targets, "sigmoid_focal_dice_loss_backward", true);
-  const int64_t num_pixels = args.targets.size(1) * args.targets.size(2);
+                                                double alpha, double gamma, double eps,
+                                                const std::optional<at::Tensor>& valid) {
+  const MaskArgs args =
+      mask_args(mask_logits, targets, valid, "sigmoid_focal_dice_loss_backward", true);
   const at::Tensor coefficients =
-      focal_dice_grad_coefficients(grad_focal, grad_dice, sums, num_pixels, eps, args.acc);
+      focal_dice_grad_coefficients(grad_focal, grad_dice, sums, args, eps, args.valid.defined());
   at::Tensor grad;
   dispatch_mask_op(args, alpha, gamma, [&](auto scalar, auto target, auto resize, const auto& fp) {
     using scalar_t = typename decltype(scalar)::type;

@@ -19,10 +19,10 @@ __global__ void nearest_targets_kernel(MaskView<const target_t> targets, int64_t
   MMSEG_CUDA_KERNEL_LOOP(i, total) { dense[i] = nearest_target<acc_t>(targets, i, h, w); }
 }
 
-std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cuda(const at::Tensor& mask_logits,
-                                                            const at::Tensor& targets, double alpha,
-                                                            double gamma, double eps) {
-  const MaskArgs args = mask_args(mask_logits, targets, "pairwise_mask_costs", false);
+std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cuda(
+    const at::Tensor& mask_logits, const at::Tensor& targets, double alpha, double gamma,
+    double eps, const std::optional<at::Tensor>& valid) {
+  const MaskArgs args = mask_args(mask_logits, targets, valid, "pairwise_mask_costs", false);
   const c10::cuda::CUDAGuard device_guard(mask_logits.device());
   const int64_t num_queries = args.logits.size(0), num_targets = args.targets.size(0);
   const int64_t h = args.logits.size(1), w = args.logits.size(2);
@@ -30,6 +30,8 @@ std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cuda(const at::Tensor& ma
   const auto options = mask_logits.options().dtype(args.acc);
   at::Tensor terms = at::empty({3 * num_queries, num_points}, options);
   at::Tensor dense_targets = at::empty({num_targets, num_points}, options);
+  // The valid map is resized like one more target.
+  at::Tensor dense_valid = args.valid.defined() ? at::empty({num_points}, options) : at::Tensor();
   const auto stream = at::cuda::getCurrentCUDAStream();
 
   AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -53,8 +55,17 @@ std::tuple<at::Tensor, at::Tensor> pairwise_mask_costs_cuda(const at::Tensor& ma
             C10_CUDA_KERNEL_LAUNCH_CHECK();
           });
         }
+        if (dense_valid.defined()) {
+          dispatch_target_type<acc_t>(args.valid, [&](auto type) {
+            using valid_t = typename decltype(type)::type;
+            nearest_targets_kernel<valid_t, acc_t><<<grid_size(num_points), kThreads, 0, stream>>>(
+                mask_view<const valid_t>(args.valid), h, w, dense_valid.mutable_data_ptr<acc_t>(),
+                num_points);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+          });
+        }
       });
-  return finish_pairwise_costs(terms, dense_targets, eps);
+  return finish_pairwise_costs(terms, dense_targets, dense_valid, eps);
 }
 
 }  // namespace
