@@ -107,8 +107,9 @@ class RandomStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         states = self._gathered if get_world_size() > 1 else [capture_random_states()]
-        checkpoint[RANDOM_STATES_KEY] = states
         self._gathered = None
+        if states is not None:  # None: DDP and a save that _checkpoint_due did not foresee
+            checkpoint[RANDOM_STATES_KEY] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded = checkpoint.get(RANDOM_STATES_KEY)

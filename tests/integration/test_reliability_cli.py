@@ -172,11 +172,12 @@ def test_empty_or_mistyped_data_directory_is_an_error_not_a_hang(small_root, tmp
 
 
 GUARD = 'optim_wrapper.type=mmseg_maskformer.NonFiniteGuardOptimWrapper'
+# A NaN weight of the class loss: every loss is NaN from the first iteration on.
+NAN_LOSS = 'model.decode_head.criterion.class_weight=nan'
 
 
 def test_non_finite_loss_stops_training_with_the_file_names(small_root, tmp_path):
-    # A NaN learning rate makes every weight NaN after the first update: the second loss is NaN.
-    out = run_failing(_train(small_root, tmp_path, [GUARD, 'optim_wrapper.optimizer.lr=nan']))
+    out = run_failing(_train(small_root, tmp_path, [GUARD, NAN_LOSS]))
     assert 'NonFiniteUpdateError' in out and 'max_consecutive_skips=0' in out
     assert all(str(p) in out for p in (small_root / 'img_dir/train').glob('*.png'))
 
@@ -184,7 +185,7 @@ def test_non_finite_loss_stops_training_with_the_file_names(small_root, tmp_path
 def test_non_finite_updates_are_skipped_up_to_the_limit(small_root, tmp_path):
     out = run_failing(
         _train(small_root, tmp_path, [GUARD, 'optim_wrapper.max_consecutive_skips=2',
-                                      'optim_wrapper.optimizer.lr=nan', 'train_cfg.max_iters=6']))
+                                      NAN_LOSS, 'train_cfg.max_iters=6']))
     assert out.count('Skipped an update with a non-finite loss or gradient') == 2
     assert '(2 in a row, 2 in all)' in out
     assert 'Non-finite loss or gradient in 3 update(s) in a row' in out
