@@ -62,8 +62,12 @@ def test_clean_data_passes_with_exact_counts(root):
 def test_planted_faults_are_all_reported_with_their_files(root):
     bad_label = root / 'ann_dir/train/00000.png'
     labels = np.array(Image.open(bad_label))
-    labels[0, :3] = [9, 255, 7]
+    labels[0, :2] = [9, 7]
     Image.fromarray(labels).save(bad_label)
+    with_ignore = root / 'ann_dir/train/00003.png'
+    labels = np.array(Image.open(with_ignore))
+    labels[0, 0] = 255
+    Image.fromarray(labels).save(with_ignore)
     small = root / 'ann_dir/train/00001.png'
     Image.open(small).resize((16, 16), Image.NEAREST).save(small)
     corrupt = root / 'img_dir/train/00002.png'
@@ -78,7 +82,7 @@ def test_planted_faults_are_all_reported_with_their_files(root):
     assert any(str(small) in e and '(16, 16)' in e for e in errors)
     assert any(str(corrupt) in e and 'not a readable image' in e for e in errors)
     assert any(str(missing) in e for e in errors)
-    # The one ignored pixel planted is counted.
+    # The one ignored pixel planted in a valid file is counted (files with errors are not).
     assert table_rows(out, 'train')['(ignored)'][0] == 1
 
 
