@@ -108,8 +108,9 @@ def test_panoptic_prediction_and_pq_metric(shapes_root, tmp_path):
     for image_id, (sample, result) in enumerate(zip(batch['data_samples'], results)):
         name = os.path.basename(sample.seg_map_path)
         Image.fromarray(id2rgb(result.pred_panoptic_seg.data[0].numpy())).save(pred_dir / name)
-        gt_segments = [dict(id=s['id'], category_id=s['category_id'], iscrowd=s.get('iscrowd', 0))
-                       for s in sample.segments_info]
+        gt_ids = load_panoptic_png(sample.seg_map_path)
+        gt_segments = [dict(id=s['id'], category_id=s['category_id'], iscrowd=s.get('iscrowd', 0),
+                            area=int((gt_ids == s['id']).sum())) for s in sample.segments_info]
         annotation_set.append((dict(image_id=image_id, file_name=name, segments_info=gt_segments),
                                dict(image_id=image_id, file_name=name,
                                     segments_info=result.pred_segments_info)))
