@@ -65,10 +65,13 @@ def main() -> int:
         sys.path.insert(0, REPO)
         from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
         generate_shapes_dataset(args.data_root)
+    # The config's 100-iteration learning-rate warm-up, shortened for short checks.
+    warmup_iters = min(100, args.iters // 5)
     options = [f'{split}_dataloader.dataset.data_root={args.data_root}'
                for split in ('train', 'val', 'test')] + [
         f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={args.iters + 1}',
         f'default_hooks.checkpoint.interval={args.iters}', 'default_hooks.logger.interval=10',
+        f'param_scheduler.0.end={warmup_iters}', f'param_scheduler.1.begin={warmup_iters}',
         f'param_scheduler.1.end={args.iters}'
     ]
     command = [sys.executable, os.path.join(REPO, 'tools/train.py'), args.config, '--work-dir',
