@@ -7,6 +7,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmseg_maskformer.engine.preflight import check_datasets_not_empty
+from mmseg_maskformer.utils.checkpoint import TRUST_ENV
 from mmseg_maskformer.utils.dist import setup_cpu_distributed
 
 
@@ -22,6 +24,9 @@ def parse_args():
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs (mmseg syntax)')
+    parser.add_argument('--trust-checkpoint', action='store_true', default=False,
+                        help='load checkpoints with full unpickling (can run code stored in the '
+                        'file): only for files you trust; sets MMSEG_MASKFORMER_TRUST_CHECKPOINTS=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
@@ -29,6 +34,8 @@ def parse_args():
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.trust_checkpoint:
+        os.environ[TRUST_ENV] = '1'
     return args
 
 
@@ -72,6 +79,7 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    check_datasets_not_empty(cfg, splits=('test', ))
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()

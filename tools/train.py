@@ -9,7 +9,15 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmseg_maskformer.engine.preflight import check_datasets_not_empty
+from mmseg_maskformer.utils.checkpoint import TRUST_ENV
 from mmseg_maskformer.utils.dist import setup_cpu_distributed
+
+# --amp replaces an optimizer wrapper by its mixed-precision twin.
+AMP_TWINS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'mmseg_maskformer.NonFiniteGuardOptimWrapper': 'mmseg_maskformer.NonFiniteGuardAmpOptimWrapper',
+}
 
 
 def parse_args():
@@ -24,6 +32,9 @@ def parse_args():
                         help='autocast dtype with --amp')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs (mmseg syntax)')
+    parser.add_argument('--trust-checkpoint', action='store_true', default=False,
+                        help='load checkpoints with full unpickling (can run code stored in the '
+                        'file): only for files you trust; sets MMSEG_MASKFORMER_TRUST_CHECKPOINTS=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     # torch.distributed launchers pass --local-rank (or --local_rank).
@@ -31,6 +42,8 @@ def parse_args():
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.trust_checkpoint:
+        os.environ[TRUST_ENV] = '1'
     return args
 
 
@@ -47,19 +60,20 @@ def main():
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
-        if optim_wrapper == 'AmpOptimWrapper':
+        if optim_wrapper in AMP_TWINS.values():
             print_log('AMP training is already enabled in your config.', logger='current',
                       level=logging.WARNING)
         else:
-            assert optim_wrapper == 'OptimWrapper', (
-                f'`--amp` is only supported when the optimizer wrapper type is `OptimWrapper` '
-                f'but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            assert optim_wrapper in AMP_TWINS, (
+                f'`--amp` is only supported when the optimizer wrapper type is one of '
+                f'{sorted(AMP_TWINS)} but got {optim_wrapper}.')
+            cfg.optim_wrapper.type = AMP_TWINS[optim_wrapper]
             cfg.optim_wrapper.dtype = args.amp_dtype
             # bf16 has the range of fp32: dynamic loss scaling is for fp16 only.
             cfg.optim_wrapper.loss_scale = 'dynamic' if args.amp_dtype == 'float16' else None
     cfg.resume = args.resume
 
+    check_datasets_not_empty(cfg, splits=('train', 'val'))
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

@@ -22,6 +22,7 @@ from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .shapes import rgb2id
+from .validation import check_panoptic_segments, check_same_size
 
 # Segment indices live in a uint8 map; 255 is what mmseg pads segmentation maps with.
 MAX_SEGMENTS = 254
@@ -97,7 +98,11 @@ class LoadPanopticAnnotations(BaseTransform):
     indices), plus ``panoptic_labels``: the label of segment index k at position k-1.
 
     ``thing_labels`` (from the dataset) travels with every sample so that panoptic inference
-    knows which classes have instances without repeating the list in the model config."""
+    knows which classes have instances without repeating the list in the model config.
+
+    Raises :class:`~mmseg_maskformer.datasets.validation.DataError` naming the PNG if its size
+    differs from the image's (load the image first) or its segment ids and the JSON's
+    ``segments_info`` disagree."""
 
     def __init__(self, ignore_index: int = 255, backend_args=None):
         self.ignore_index = ignore_index
@@ -105,6 +110,11 @@ class LoadPanopticAnnotations(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         ids = load_panoptic_png(results['seg_map_path'], self.backend_args)
+        if 'img_shape' in results:
+            check_same_size(results['img_shape'], ids.shape, results.get('img_path'),
+                            results['seg_map_path'])
+        check_panoptic_segments(ids, [segment['id'] for segment in results['segments_info']],
+                                results['seg_map_path'])
         semantic = np.full(ids.shape, self.ignore_index, dtype=np.uint8)
         index_map = np.zeros(ids.shape, dtype=np.uint8)
         labels = []

@@ -4,10 +4,10 @@ from .matcher import HungarianMatcher
 from .pixel_decoder import BasePixelDecoder, TransformerEncoderPixelDecoder
 from .segmentor import MaskFormerSegmentor
 from .tta import MaskFormerTTAModel
-from ..utils.checkpoint import trust_local_checkpoints
+from ..utils.checkpoint import install_safe_checkpoint_loading
 
-# Configs of this project import this package, so their checkpoints load on torch >= 2.6.
-trust_local_checkpoints()
+# Configs of this project import this package, so their checkpoints load on torch >= 2.6, safely.
+install_safe_checkpoint_loading()
 
 __all__ = [
     'BasePixelDecoder', 'HungarianMatcher', 'MaskFormerHead', 'MaskFormerSegmentor',

@@ -1,15 +1,18 @@
 """Panoptic data, training targets, inference and PQ through mmseg's APIs on tiny Shapes data."""
+import os
+
 import numpy as np
 import pytest
 import torch
 from mmengine.config import ConfigDict
+from mmdet.evaluation.functional import pq_compute_single_core
 from mmengine.dataset import pseudo_collate
 from mmseg.registry import DATASETS, METRICS, MODELS
 from PIL import Image
 
 import mmseg_maskformer.evaluation  # noqa: F401
 from mmseg_maskformer.datasets.panoptic import load_panoptic_png
-from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
+from mmseg_maskformer.datasets.shapes import CATEGORIES, generate_shapes_dataset, id2rgb
 
 
 @pytest.fixture(scope='module')
@@ -64,16 +67,21 @@ def test_training_targets_are_instances(shapes_root):
     model = tiny_segmentor(dict(mode='panoptic'))
     data = model.data_preprocessor(pseudo_collate([panoptic_dataset(shapes_root, 'train')[i] for i in range(2)]), True)
     labels, masks = model.decode_head.segments_from_samples(data['data_samples'])
+    repeated_class = False
     for sample, image_labels, image_masks in zip(data['data_samples'], labels, masks):
         assert image_labels.tolist() == sample.panoptic_labels
         assert image_masks.shape[-2:] == sample.gt_sem_seg.data.shape[-2:]
-        # Instances of one class stay apart: more masks than classes when a class repeats.
-        assert len(image_labels) >= len(set(image_labels.tolist()))
+        # One mask per non-crowd segment of the JSON, disjoint: instances of a class stay apart.
+        segments = [s for s in sample.segments_info if not s.get('iscrowd', 0)]
+        assert image_labels.tolist() == [s['label'] for s in segments]
+        assert int(image_masks.sum(0).max()) == 1
+        repeated_class |= len(image_labels) > len(set(image_labels.tolist()))
+    assert repeated_class  # the samples do exercise two instances of one class
     losses = model.loss(data['inputs'], data['data_samples'])
     assert torch.isfinite(sum(v for k, v in losses.items() if 'loss' in k))
 
 
-def test_panoptic_prediction_and_pq_metric(shapes_root):
+def test_panoptic_prediction_and_pq_metric(shapes_root, tmp_path):
     model = tiny_segmentor(dict(mode='panoptic', object_mask_threshold=0.0, overlap_threshold=0.0)).eval()
     dataset = panoptic_dataset(shapes_root)
     batch = pseudo_collate([dataset[i] for i in range(2)])
@@ -93,7 +101,27 @@ def test_panoptic_prediction_and_pq_metric(shapes_root):
     metric.process(batch, [r.to_dict() for r in results])
     report = metric.compute_metrics(metric.results)
     assert set(report) == {f'{k}{s}' for k in ('PQ', 'SQ', 'RQ') for s in ('', '_th', '_st')}
-    assert all(0 <= v <= 100 for v in report.values())
+    # The same predictions scored by mmdet 3.3's PQ (panopticapi rules) from PNG files.
+    pred_dir = tmp_path / 'pred'
+    pred_dir.mkdir()
+    annotation_set = []
+    for image_id, (sample, result) in enumerate(zip(batch['data_samples'], results)):
+        name = os.path.basename(sample.seg_map_path)
+        Image.fromarray(id2rgb(result.pred_panoptic_seg.data[0].numpy())).save(pred_dir / name)
+        gt_ids = load_panoptic_png(sample.seg_map_path)
+        gt_segments = [dict(id=s['id'], category_id=s['category_id'], iscrowd=s.get('iscrowd', 0),
+                            area=int((gt_ids == s['id']).sum())) for s in sample.segments_info]
+        annotation_set.append((dict(image_id=image_id, file_name=name, segments_info=gt_segments),
+                               dict(image_id=image_id, file_name=name,
+                                    segments_info=result.pred_segments_info)))
+    categories = {c['id']: dict(c) for c in CATEGORIES}
+    theirs = pq_compute_single_core(0, annotation_set, os.path.dirname(batch['data_samples'][0].seg_map_path),
+                                    str(pred_dir), categories)
+    assert any(result.pred_segments_info for result in results)
+    for suffix, isthing in (('', None), ('_th', True), ('_st', False)):
+        expected, _ = theirs.pq_average(categories, isthing=isthing)
+        for key in ('pq', 'sq', 'rq'):
+            assert report[key.upper() + suffix] == pytest.approx(100 * expected[key], abs=1e-9)
 
 
 def test_perfect_prediction_scores_100(shapes_root):

@@ -1,0 +1,99 @@
+"""tools/check_dataset.py on a generated folder with planted faults."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg_maskformer.datasets import generate_shapes_dataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEMANTIC = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
+PANOPTIC = os.path.join(REPO,
+                        'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
+
+
+def check(config, root):
+    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+    result = subprocess.run(
+        [sys.executable, 'tools/check_dataset.py', config, '--cfg-options'] + options, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'), capture_output=True,
+        text=True, timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture
+def root(tmp_path):
+    generate_shapes_dataset(str(tmp_path), num_train=4, num_val=2, size=32, seed=0)
+    return tmp_path
+
+
+def expected_counts(root, split):
+    """Per-class pixel and image counts computed straight from the annotation PNGs."""
+    maps = [np.array(Image.open(p)) for p in sorted((root / 'ann_dir' / split).glob('*.png'))]
+    pixels = [sum(int((m == c).sum()) for m in maps) for c in range(6)]
+    images = [sum(int((m == c).any()) for m in maps) for c in range(6)]
+    return pixels, images
+
+
+def table_rows(out, split):
+    block = out.split(f'[{split}]', 1)[1]
+    rows = {}
+    for line in block.splitlines()[2:9]:
+        name, pixels, _, *images = line.split()
+        rows[name] = (int(pixels), int(images[0]) if images else None)
+    return rows
+
+
+def test_clean_data_passes_with_exact_counts(root):
+    code, out = check(SEMANTIC, root)
+    assert code == 0 and out.rstrip().endswith('OK'), out[-3000:]
+    for split in ('train', 'val'):
+        pixels, images = expected_counts(root, split)
+        rows = table_rows(out, split)
+        names = ['background', 'water', 'circle', 'rectangle', 'triangle', 'star']
+        assert [rows[n] for n in names] == list(zip(pixels, images))
+        assert rows['(ignored)'] == (0, None)
+
+
+def test_planted_faults_are_all_reported_with_their_files(root):
+    bad_label = root / 'ann_dir/train/00000.png'
+    labels = np.array(Image.open(bad_label))
+    labels[0, :2] = [9, 7]
+    Image.fromarray(labels).save(bad_label)
+    with_ignore = root / 'ann_dir/train/00003.png'
+    labels = np.array(Image.open(with_ignore))
+    labels[0, 0] = 255
+    Image.fromarray(labels).save(with_ignore)
+    small = root / 'ann_dir/train/00001.png'
+    Image.open(small).resize((16, 16), Image.NEAREST).save(small)
+    corrupt = root / 'img_dir/train/00002.png'
+    corrupt.write_bytes(b'garbage')
+    missing = root / 'ann_dir/val/00001.png'
+    missing.unlink()
+    code, out = check(SEMANTIC, root)
+    assert code == 1 and out.rstrip().endswith('FAILED'), out[-3000:]
+    errors = [line for line in out.splitlines() if 'ERROR' in line]
+    assert len(errors) == 4, errors
+    assert any(str(bad_label) in e and 'label 7, 9 out of range' in e for e in errors)
+    assert any(str(small) in e and '(16, 16)' in e for e in errors)
+    assert any(str(corrupt) in e and 'not a readable image' in e for e in errors)
+    assert any(str(missing) in e for e in errors)
+    # The one ignored pixel planted in a valid file is counted (files with errors are not).
+    assert table_rows(out, 'train')['(ignored)'][0] == 1
+
+
+def test_panoptic_json_and_png_disagreements_are_reported(root):
+    path = root / 'panoptic_train.json'
+    coco = json.loads(path.read_text())
+    dropped = coco['annotations'][0]['segments_info'].pop()
+    coco['annotations'][1]['segments_info'].append(
+        dict(coco['annotations'][1]['segments_info'][0], id=77001))
+    path.write_text(json.dumps(coco))
+    code, out = check(PANOPTIC, root)
+    assert code == 1, out[-3000:]
+    assert f"panoptic/train/00000.png: segment ids [{dropped['id']}] are in the PNG" in out
+    assert 'panoptic/train/00001.png: segments [77001] of the panoptic JSON have no pixel' in out
