@@ -9,6 +9,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .ade20k_full_classes import ADE20K_FULL_CLASSES
+from .validation import check_same_size
 
 ADE20K_FULL_IGNORE_INDEX = 65535
 
@@ -46,6 +47,8 @@ class Load16BitAnnotations(LoadAnnotations):
         if seg_map.dtype != np.uint16 or seg_map.ndim != 2:
             raise ValueError(f'{path}: expected a single-channel 16-bit label map, got '
                              f'{seg_map.dtype} of shape {seg_map.shape}')
+        if 'img_shape' in results:  # before transforms could hide a mismatch
+            check_same_size(results['img_shape'], seg_map.shape, results.get('img_path'), path)
         if results.get('label_map') is not None:
             original = seg_map.copy()
             for old_id, new_id in results['label_map'].items():

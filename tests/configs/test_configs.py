@@ -119,7 +119,8 @@ def test_zoo_config_matches_the_table(path):
     gpus, batch = map(int, re.search(r'_(\d+)xb(\d+)-', path).groups())
     assert gpus * batch == entry['Batch Size'] and cfg.train_dataloader.batch_size == batch
     assert head.num_queries == 100
-    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    assert cfg.optim_wrapper.type == 'mmseg_maskformer.NonFiniteGuardOptimWrapper'
+    assert cfg.optim_wrapper.max_consecutive_skips == 0
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=0.01, norm_type=2)
 
 

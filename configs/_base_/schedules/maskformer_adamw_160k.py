@@ -5,8 +5,11 @@
 # 0.01, poly decay (power 0.9, detectron2's WarmupPolyLR) over 160k iterations.
 # A config with another length sets max_iters, param_scheduler and train_cfg again.
 max_iters = 160000
+# The optimiser wrapper skips no update by default: a non-finite loss or gradient stops training
+# with the batch's file names (max_consecutive_skips=N tolerates N non-finite batches in a row).
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='mmseg_maskformer.NonFiniteGuardOptimWrapper',
+    max_consecutive_skips=0,
     optimizer=dict(type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.0001),
     clip_grad=dict(max_norm=0.01, norm_type=2),
     paramwise_cfg=dict(

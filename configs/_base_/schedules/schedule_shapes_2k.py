@@ -1,7 +1,10 @@
 # AdamW with warm-up and poly decay for training the tiny models from scratch on Shapes.
 max_iters = 2000
+# The optimiser wrapper skips no update by default: a non-finite loss or gradient stops training
+# with the batch's file names (max_consecutive_skips=N tolerates N non-finite batches in a row).
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='mmseg_maskformer.NonFiniteGuardOptimWrapper',
+    max_consecutive_skips=0,
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
     clip_grad=dict(max_norm=0.01, norm_type=2))
 param_scheduler = [
