@@ -90,16 +90,17 @@ def ops_missing_kernels(ops: list, dispatch_keys=('CPU', 'CUDA')) -> list:
             if not torch._C._dispatch_has_kernel_for_dispatch_key(op, key)]
 
 
-def run_op_tests(python: str, package_dir: str, env: dict, extra_args=()) -> int:
+def run_op_tests(python: str, package_dir: str, env: dict) -> int:
     """``pytest tests/ops`` against the ``mmseg_maskformer`` package found in ``package_dir``.
 
-    ``-P`` keeps the working directory off ``sys.path``, so the package (and its ``_C`` library)
-    comes from ``package_dir`` only; a missing or unloadable extension fails the tests instead of
-    skipping them (``MMSEG_MASKFORMER_REQUIRE_EXTENSION=1``).
+    Run from ``BUILD_DIR``, so that the working directory that ``python -m`` puts on ``sys.path``
+    holds no other copy of the package; a missing or unloadable extension fails the tests instead
+    of skipping them (``MMSEG_MASKFORMER_REQUIRE_EXTENSION=1``).
     """
     env = dict(env, PYTHONPATH=package_dir, MMSEG_MASKFORMER_REQUIRE_EXTENSION='1')
-    return subprocess.run([python, '-P', '-m', 'pytest', os.path.join(ROOT, 'tests', 'ops'), '-q',
-                           '-p', 'no:cacheprovider', *extra_args], cwd=ROOT, env=env).returncode
+    return subprocess.run([python, '-m', 'pytest', '-c', os.path.join(ROOT, 'pytest.ini'),
+                           '--rootdir', ROOT, os.path.join(ROOT, 'tests', 'ops'), '-q'],
+                          cwd=BUILD_DIR, env=env).returncode
 
 
 def check_arch_flags(arch: str) -> None:
