@@ -67,8 +67,9 @@ def build_model(impl, device):
     else:
         import mmseg_maskformer.models  # noqa: F401  (what the config's custom_imports does)
         cfg = Config.fromfile(os.path.join(REPO, CONFIG))
-        cfg.model.decode_head.loss_impl = 'reference' if impl == 'reference' else 'fused'
-        cfg.model.decode_head.num_points = POINTS if impl == 'fused-pts' else None
+        if impl != 'floor':  # the floor computes no loss: the config's defaults
+            cfg.model.decode_head.loss_impl = 'reference' if impl == 'reference' else 'fused'
+            cfg.model.decode_head.num_points = POINTS if impl == 'fused-pts' else None
     cfg.model.backbone.init_cfg = None  # random weights, no download
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device).train()
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
