@@ -1,6 +1,8 @@
 # make demo  — set up, then train + evaluate the tiny MaskFormer on the built-in data
 # make test  — set up, then run the test suite
 PYTHON := .venv/bin/python
+# make check-cuda: the venv holding a CUDA build of torch (created on first use)
+CUDA_VENV ?= .venv-cuda
 
 .PHONY: setup demo demo-baseline demo-panoptic test check-cuda benchmark clean
 
@@ -20,7 +22,7 @@ test: setup
 	MMSEG_MASKFORMER_REQUIRE_EXTENSION=1 $(PYTHON) -m pytest tests -q
 
 check-cuda:
-	$(PYTHON) tools/check_cuda_build.py
+	$(shell test -x $(PYTHON) && echo $(PYTHON) || echo python3) tools/check_cuda_build.py --venv $(CUDA_VENV)
 
 benchmark: setup
 	$(PYTHON) tools/benchmark_ops.py

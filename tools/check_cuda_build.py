@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
-"""Compile, link and load the CUDA kernels of csrc/ without a GPU.
+"""Build the CUDA kernels of csrc/ through setup.py without a GPU, and check what can run here.
 
 A broken ``.cu`` file is otherwise only noticed on a GPU machine. This script
 
 1. creates (once; later runs reuse it) a virtual environment with a CUDA build of torch
-   (default ``.venv-cuda`` beside this repository's ``.venv``, ``torch==2.14.1``), ninja and
-   setuptools;
-2. re-runs itself inside it and JIT-builds every ``csrc`` source, ``.cu`` included, with
-   ``torch.utils.cpp_extension.load`` and nvcc (``CUDA_HOME``, default ``/usr/local/cuda``) for
-   ``TORCH_CUDA_ARCH_LIST`` (default 9.0); the CUDA library headers that ``/usr/local/cuda``
-   lacks come from the pip wheels' ``nvidia/cu13/include``. Builds are incremental
-   (``build/cuda_check``);
-3. loads the library, checks that CUDA kernels are registered, and runs its CPU kernels against
-   the pure-PyTorch references.
+   (``--venv``, default ``$MMSEG_MASKFORMER_CUDA_VENV`` or ``.venv-cuda`` in the repository;
+   ``torch==2.14.1``), ninja, setuptools and pytest;
+2. re-runs itself inside it and builds the extension with ``setup.py build`` (the project's only
+   build flags) with ``FORCE_CUDA=1`` and nvcc (``CUDA_HOME``, default ``/usr/local/cuda``) for
+   ``TORCH_CUDA_ARCH_LIST`` (default ``8.0;9.0``) into ``build/cuda_check`` (incremental), and
+   checks that nvcc was given every requested architecture;
+3. loads the built library and checks that every ``mmseg_maskformer::`` op it registers has a CPU
+   and a CUDA kernel;
+4. runs ``tests/ops`` on the CPU kernels of that same library, once with the CPU capability ATen
+   picks for this machine (vectorised kernels) and once with ``ATEN_CPU_CAPABILITY=default`` (the
+   scalar kernels, whose per-item code the CUDA kernels share).
 
 Prints one ``CUDA BUILD CHECK: PASSED`` / ``FAILED`` line; exits non-zero on failure.
 
-    python tools/check_cuda_build.py [--venv DIR] [--torch VERSION] [--arch LIST]
+    python tools/check_cuda_build.py [--venv DIR] [--torch VERSION] [--arch LIST] [--no-tests]
 """
 import argparse
 import glob
@@ -26,15 +28,18 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OPS = ('sigmoid_focal_dice_loss', 'sigmoid_focal_dice_loss_backward', 'pairwise_mask_costs',
-       'point_sample', 'point_sample_backward')
+BUILD_DIR = os.path.join(ROOT, 'build', 'cuda_check')
+NAMESPACE = 'mmseg_maskformer'
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--venv', default=os.path.join(ROOT, '.venv-cuda'))
+    parser.add_argument('--venv', default=os.environ.get('MMSEG_MASKFORMER_CUDA_VENV',
+                                                         os.path.join(ROOT, '.venv-cuda')))
     parser.add_argument('--torch', default='2.14.1', help='CUDA build of torch to compile against')
-    parser.add_argument('--arch', default=os.environ.get('TORCH_CUDA_ARCH_LIST', '9.0'))
+    parser.add_argument('--arch', default=os.environ.get('TORCH_CUDA_ARCH_LIST', '8.0;9.0'))
+    parser.add_argument('--no-tests', action='store_true', help='build, load and check kernel '
+                        'registration only')
     parser.add_argument('--verbose', action='store_true', help='show the compiler commands and '
                         'warnings')
     parser.add_argument('--inner', action='store_true', help=argparse.SUPPRESS)
@@ -43,79 +48,103 @@ def parse_args():
 
 def ensure_venv(venv: str, torch_version: str) -> str:
     python = os.path.join(venv, 'bin', 'python')
-    probe = ('import ninja, numpy, setuptools, torch; '
+    probe = ('import ninja, numpy, pytest, setuptools, torch; '
              f'assert torch.__version__.split("+")[0] == "{torch_version}", torch.__version__; '
              'assert torch.version.cuda, "CPU-only torch"')
     if os.path.exists(python) and subprocess.run([python, '-c', probe],
                                                  capture_output=True).returncode == 0:
         return python
-    print(f'creating {venv} with torch=={torch_version} (a CUDA build, several GB)', flush=True)
-    subprocess.run([sys.executable, '-m', 'venv', venv], check=True)
+    print(f'creating/updating {venv} with torch=={torch_version} (a CUDA build, several GB)',
+          flush=True)
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, '-m', 'venv', venv], check=True)
     # setuptools < 82 still ships pkg_resources; torch declares >= 77.
     subprocess.run([python, '-m', 'pip', 'install', '-q', f'torch=={torch_version}', 'ninja',
-                    'numpy', 'setuptools>=77,<82'], check=True)
+                    'numpy', 'pytest', 'setuptools>=77,<82'], check=True)
     subprocess.run([python, '-c', probe], check=True)
     return python
 
 
-def build_and_load(arch: str, verbose: bool) -> None:
+def build_with_setup_py(python: str, env: dict, setup_args: list, verbose: bool) -> None:
+    """Runs ``python setup.py SETUP_ARGS`` in the repository (the project's one set of flags)."""
+    env = dict(env, MAX_JOBS=env.get('MAX_JOBS', str(min(os.cpu_count() or 1, 8))))
+    result = subprocess.run([python, 'setup.py', '-q', *setup_args], cwd=ROOT, env=env,
+                            capture_output=not verbose, text=True)
+    if result.returncode != 0:
+        if not verbose:
+            sys.stderr.write(result.stdout[-6000:] + result.stderr[-6000:])
+        raise RuntimeError(f'setup.py {" ".join(setup_args)} exited {result.returncode}')
+
+
+def registered_ops(library: str) -> list:
+    """Loads ``library`` and returns the ``mmseg_maskformer::`` ops it registered."""
+    import torch
+    torch.ops.load_library(library)
+    return sorted(name for name in torch._C._dispatch_get_all_op_names()
+                  if name.startswith(f'{NAMESPACE}::'))
+
+
+def ops_missing_kernels(ops: list, dispatch_keys=('CPU', 'CUDA')) -> list:
+    import torch
+    return [f'{op} ({key})' for op in ops for key in dispatch_keys
+            if not torch._C._dispatch_has_kernel_for_dispatch_key(op, key)]
+
+
+def run_op_tests(python: str, package_dir: str, env: dict) -> int:
+    """``pytest tests/ops`` against the ``mmseg_maskformer`` package found in ``package_dir``.
+
+    Run from ``BUILD_DIR``, so that the working directory that ``python -m`` puts on ``sys.path``
+    holds no other copy of the package; a missing or unloadable extension fails the tests instead
+    of skipping them (``MMSEG_MASKFORMER_REQUIRE_EXTENSION=1``).
+    """
+    env = dict(env, PYTHONPATH=package_dir, MMSEG_MASKFORMER_REQUIRE_EXTENSION='1')
+    return subprocess.run([python, '-m', 'pytest', '-c', os.path.join(ROOT, 'pytest.ini'),
+                           '--rootdir', ROOT, os.path.join(ROOT, 'tests', 'ops'), '-q'],
+                          cwd=BUILD_DIR, env=env).returncode
+
+
+def check_arch_flags(arch: str) -> None:
+    """nvcc got a ``code=sm_XY`` target for every requested architecture (build.ninja)."""
+    with open(os.path.join(BUILD_DIR, 'temp', 'build.ninja')) as f:
+        ninja = f.read()
+    for item in arch.replace(' ', ';').split(';'):
+        number = item.split('+')[0].replace('.', '')
+        if f'code=sm_{number}' not in ninja:
+            raise RuntimeError(f'nvcc was not asked for sm_{number} (TORCH_CUDA_ARCH_LIST={arch})')
+
+
+def build_and_check(arch: str, run_tests: bool, verbose: bool) -> None:
     import torch
     from torch.utils import cpp_extension
 
-    os.environ['TORCH_CUDA_ARCH_LIST'] = arch
     if cpp_extension.CUDA_HOME is None:
         raise RuntimeError('no CUDA toolkit found: set CUDA_HOME (e.g. /usr/local/cuda)')
-    sources = sorted(
-        glob.glob(os.path.join(ROOT, 'csrc', '**', '*.cpp'), recursive=True) +
-        glob.glob(os.path.join(ROOT, 'csrc', 'ops', 'cuda', '*.cu')))
-    # /usr/local/cuda has the compiler and runtime headers but not cuSPARSE & co., which
-    # ATen/cuda/CUDAContext.h includes; the CUDA build of torch brings them as wheels.
-    wheel_include = os.path.join(os.path.dirname(torch.__file__), '..', 'nvidia', 'cu13', 'include')
-    build_dir = os.path.join(ROOT, 'build', 'cuda_check')
-    os.makedirs(build_dir, exist_ok=True)
-    cpp_extension.load(
-        name='mmseg_maskformer_cuda_check',
-        sources=sources,
-        extra_cflags=['-O2', '-DWITH_CUDA'],
-        # torch >= 2.14 headers need C++20 (the kernels themselves are C++17).
-        extra_cuda_cflags=['-O2', '-DWITH_CUDA', '-std=c++20'],
-        extra_include_paths=[os.path.abspath(wheel_include)],
-        build_directory=build_dir,
-        is_python_module=False,
-        verbose=verbose)
-
-    missing = [op for op in OPS if not torch._C._dispatch_has_kernel_for_dispatch_key(
-        f'mmseg_maskformer::{op}', 'CUDA')]
+    lib_dir = os.path.join(BUILD_DIR, 'lib')
+    env = dict(os.environ, FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST=arch)
+    env.pop('MMSEG_MASKFORMER_NO_EXTENSION', None)
+    build_with_setup_py(sys.executable, env,
+                        ['build', '--build-base', BUILD_DIR, '--build-lib', lib_dir,
+                         '--build-temp', os.path.join(BUILD_DIR, 'temp')], verbose)
+    check_arch_flags(arch)
+    library, = glob.glob(os.path.join(lib_dir, NAMESPACE, '_C*.so'))
+    ops = registered_ops(library)
+    if not ops:
+        raise RuntimeError(f'{library} registers no {NAMESPACE}:: ops')
+    missing = ops_missing_kernels(ops)
     if missing:
-        raise RuntimeError(f'no CUDA kernel registered for {missing}')
-    smoke_test_cpu_kernels()
-
-
-def smoke_test_cpu_kernels() -> None:
-    """The library's CPU kernels against the references (the GPU ones cannot run here)."""
-    import torch
-    sys.path.insert(0, ROOT)
-    # The freshly built library already holds the mmseg_maskformer namespace.
-    os.environ['MMSEG_MASKFORMER_NO_EXTENSION'] = '1'
-    from mmseg_maskformer.ops import reference
-
-    ops = torch.ops.mmseg_maskformer
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(4, 9, 11, generator=g, dtype=torch.float64, requires_grad=True)
-    targets = torch.rand(4, 20, 23, generator=g) > 0.5
-    focal, dice, sums = ops.sigmoid_focal_dice_loss(logits, targets, 0.25, 2.0, 1.0)
-    ref_focal, ref_dice = reference.sigmoid_focal_dice_loss(logits, targets)
-    torch.testing.assert_close((focal, dice), (ref_focal, ref_dice))
-    ones = torch.ones_like(focal)
-    grad = ops.sigmoid_focal_dice_loss_backward(ones, ones, logits, targets, sums, 0.25, 2.0, 1.0)
-    ref_grad, = torch.autograd.grad((ref_focal + ref_dice).sum(), logits)
-    torch.testing.assert_close(grad, ref_grad)
-    costs = ops.pairwise_mask_costs(logits.detach(), targets, 0.25, 2.0, 1.0)
-    torch.testing.assert_close(costs, reference.pairwise_mask_costs(logits.detach(), targets))
-    inputs = torch.randn(2, 3, 7, 5, generator=g, dtype=torch.float64)
-    points = torch.rand(2, 6, 2, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(ops.point_sample(inputs, points, False),
-                               reference.point_sample(inputs, points))
+        raise RuntimeError(f'no kernel registered for {missing}')
+    print(f'built {os.path.relpath(library, ROOT)} for {arch}: {len(ops)} ops, each with CPU and '
+          f'CUDA kernels', flush=True)
+    if not run_tests:
+        return
+    for capability in (None, 'default'):
+        test_env = dict(os.environ)
+        if capability:
+            test_env['ATEN_CPU_CAPABILITY'] = capability
+        label = f'ATEN_CPU_CAPABILITY={capability or "(ATen default)"}'
+        print(f'tests/ops on the CPU kernels of this build, {label}', flush=True)
+        if run_op_tests(sys.executable, lib_dir, test_env) != 0:
+            raise RuntimeError(f'tests/ops failed with {label}')
 
 
 def main() -> int:
@@ -123,14 +152,15 @@ def main() -> int:
     start = time.monotonic()
     try:
         if args.inner:
-            build_and_load(args.arch, args.verbose)
+            build_and_check(args.arch, not args.no_tests, args.verbose)
             return 0
         os.environ.setdefault('CUDA_HOME', '/usr/local/cuda')
         python = ensure_venv(args.venv, args.torch)
-        result = subprocess.run([python, os.path.abspath(__file__), '--inner', '--arch', args.arch] +
-                                (['--verbose'] if args.verbose else []))
+        inner = [python, os.path.abspath(__file__), '--inner', '--arch', args.arch]
+        result = subprocess.run(inner + (['--verbose'] if args.verbose else []) +
+                                (['--no-tests'] if args.no_tests else []))
         ok = result.returncode == 0
-        reason = '' if ok else f' (build/load/smoke test exited {result.returncode}, see above)'
+        reason = '' if ok else f' (build/load/tests exited {result.returncode}, see above)'
     except Exception as exc:  # reported in the one status line below
         if args.inner:
             print(f'{type(exc).__name__}: {exc}', file=sys.stderr)
@@ -138,9 +168,11 @@ def main() -> int:
         ok, reason = False, f' ({type(exc).__name__}: {exc})'
     elapsed = f'{time.monotonic() - start:.0f} s'
     if ok:
-        print(f'CUDA BUILD CHECK: PASSED: csrc/ compiled with nvcc for TORCH_CUDA_ARCH_LIST='
-              f'{args.arch}, linked and loaded against torch {args.torch}, CUDA kernels '
-              f'registered, CPU kernels match the references ({elapsed})', flush=True)
+        tests = ('' if args.no_tests else ', tests/ops pass on its CPU kernels (vectorised and '
+                 'ATEN_CPU_CAPABILITY=default)')
+        print(f'CUDA BUILD CHECK: PASSED: setup.py built csrc/ with nvcc for TORCH_CUDA_ARCH_LIST='
+              f'{args.arch} against torch {args.torch}, loaded, every op has CPU and CUDA '
+              f'kernels{tests} ({elapsed})', flush=True)
         return 0
     print(f'CUDA BUILD CHECK: FAILED{reason} ({elapsed})', flush=True)
     return 1

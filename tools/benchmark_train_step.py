@@ -1,0 +1,280 @@
+"""Time and peak memory of one whole MaskFormer training step: mmseg's own model vs. ours.
+
+Usage:
+    python tools/benchmark_train_step.py [--device cpu|cuda] [--quick]
+                                         [--out benchmarks/TRAIN_STEP.md]
+
+The paper's ADE20K R50 model (512² crops, 150 classes, 100 queries, 6 decoder layers with deep
+supervision), random weights, random images and Voronoi label maps with exactly the requested
+number of segments per image. One step = forward, matching, losses, backward and the recipe's
+optimiser step (AdamW, backbone lr ×0.1, gradient clipping at L2 norm 0.01). Rows:
+
+  peer       mmseg 1.2.2's own MaskFormer (``configs/maskformer/maskformer_r50-d32_8xb2-160k_
+             ade20k-512x512.py`` of mmseg, mmdet 3.3's head, assigner and losses)
+  fused      ours (the same-named config of this repository), ``loss_impl='fused'``
+  reference  ours, ``loss_impl='reference'``
+  fused-pts  ours, ``loss_impl='fused'``, ``num_points=12544``
+  floor      our network's forward and backward of a loss that touches every output but does no
+             matching (the outputs' sum times 0), and the same optimiser step
+
+Each row runs in a fresh subprocess so that its peak memory is its own: on CPU the peak resident
+set of the process during the timed steps, on CUDA ``torch.cuda.max_memory_allocated`` (both
+include the weights, gradients and AdamW state). Time is the median over ``--repeats`` steps after
+one warm-up step. A second table splits the steps into phases: forward (backbone and head),
+matching (our matcher / mmdet's assigner), losses (the rest of the loss computation), backward,
+optimiser.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TOOLS)
+sys.path[:0] = [REPO, TOOLS]
+from benchmark_ops import random_partition  # noqa: E402  (a sibling script)
+
+CONFIG = 'configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
+POINTS = 12544
+IMPLS = ('peer', 'fused', 'reference', 'fused-pts', 'floor')
+PHASES = ('forward', 'matching', 'losses', 'backward', 'optimiser')
+MEMORY_LIMIT_BYTES = 16 * 2**30  # keeps a too-large CPU case from taking the machine down
+
+
+# --------------------------------------------------------------------------------------------
+# worker side
+
+
+def build_model(impl, device):
+    """The model of the peer's or our config with random weights, and its optimiser wrapper."""
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    init_default_scope('mmseg')
+    if impl == 'peer':
+        cfg = Config.fromfile(os.path.join(os.path.dirname(__import__('mmseg').__file__), '.mim',
+                                           CONFIG))
+    else:
+        import mmseg_maskformer.models  # noqa: F401  (what the config's custom_imports does)
+        cfg = Config.fromfile(os.path.join(REPO, CONFIG))
+        if impl != 'floor':  # the floor computes no loss: the config's defaults
+            cfg.model.decode_head.loss_impl = 'reference' if impl == 'reference' else 'fused'
+            cfg.model.decode_head.num_points = POINTS if impl == 'fused-pts' else None
+    cfg.model.backbone.init_cfg = None  # random weights, no download
+    model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device).train()
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def make_batch(batch, segments, size, device):
+    """Normalised random images and samples whose label maps have exactly ``segments`` classes."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, size, size, generator=generator).to(device)
+    samples = []
+    for labels in random_partition(batch, segments, size, generator, device):
+        found = labels.unique().numel()
+        if found != segments:
+            raise RuntimeError(f'label map has {found} segments instead of {segments}')
+        sample = SegDataSample(gt_sem_seg=PixelData(data=labels[None]))
+        sample.set_metainfo(dict(img_shape=(size, size), pad_shape=(size, size),
+                                 ori_shape=(size, size), batch_input_shape=(size, size)))
+        samples.append(sample)
+    return images, samples
+
+
+class PhaseTimer:
+    """Wall-clock marks at phase ends (device-synchronised), plus time spent in matching."""
+
+    def __init__(self, device):
+        self.sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+        self.marks, self.matching = {}, 0.0
+
+    def start(self):
+        self.sync()
+        self.marks, self.matching = {'start': time.perf_counter()}, 0.0
+
+    def mark(self, name):
+        self.sync()
+        self.marks[name] = time.perf_counter()
+
+    def wrap_matching(self, obj, method):
+        inner = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            self.sync()
+            start = time.perf_counter()
+            result = inner(*args, **kwargs)
+            self.sync()
+            self.matching += time.perf_counter() - start
+            return result
+        setattr(obj, method, timed)
+
+    def phases(self):
+        m = self.marks
+        return dict(forward=m['forward'] - m['start'], matching=self.matching,
+                    losses=m['losses'] - m['forward'] - self.matching,
+                    backward=m['backward'] - m['losses'], optimiser=m['optimiser'] - m['backward'])
+
+
+def make_step(impl, model, optim_wrapper, images, samples, timer):
+    head = model.decode_head
+    head.register_forward_hook(lambda *_: timer.mark('forward'))
+    if impl == 'peer':
+        timer.wrap_matching(head.assigner, 'assign')
+    elif impl != 'floor':
+        timer.wrap_matching(head.matcher, 'match_layers')
+
+    def step():
+        timer.start()
+        if impl == 'floor':
+            cls_logits, mask_logits = head(model.extract_feat(images), samples)
+            loss = (cls_logits.sum() + mask_logits.sum()) * 0
+        else:
+            loss, _ = model.parse_losses(model.loss(images, samples))
+        timer.mark('losses')
+        loss.backward()
+        timer.mark('backward')
+        optim_wrapper.step()
+        optim_wrapper.zero_grad()
+        timer.mark('optimiser')
+        return timer.phases()
+    return step
+
+
+def _rss_bytes(field):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def measure(spec):
+    device = torch.device(spec['device'])
+    if device.type == 'cpu':
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    torch.manual_seed(0)
+    model, optim_wrapper = build_model(spec['impl'], device)
+    images, samples = make_batch(spec['batch'], spec['segments'], spec['size'], device)
+    step = make_step(spec['impl'], model, optim_wrapper, images, samples, PhaseTimer(device))
+    step()  # warm-up: allocator, AdamW state, lazily built buffers
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # resets VmHWM, the peak resident set
+    runs = [step() for _ in range(spec['repeats'])]
+    peak = (torch.cuda.max_memory_allocated() if device.type == 'cuda' else _rss_bytes('VmHWM'))
+    totals = [sum(run.values()) for run in runs]
+    return dict(time_s=statistics.median(totals), peak_bytes=peak,
+                phases={p: statistics.median(run[p] for run in runs) for p in PHASES})
+
+
+# --------------------------------------------------------------------------------------------
+# driver
+
+
+def run_worker(spec, timeout):
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(spec)]
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timeout > {timeout} s')
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith('{'):
+            return json.loads(line)
+    tail = (out.stderr.strip().splitlines() or ['no output'])[-1]
+    if 'memory' in tail.lower():
+        return dict(error='out of memory')
+    return dict(error=tail[:160])
+
+
+def machine_description(device):
+    if device != 'cpu':
+        return f'{torch.cuda.get_device_name()}, torch {torch.__version__}'
+    model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
+                  if line.startswith('model name')), platform.machine())
+    memory_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    return (f'{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads, load average before the run '
+            f'{os.getloadavg()[0]:.1f}')
+
+
+def ratio(result, ref, key):
+    if 'error' in result or ref is None or 'error' in ref:
+        return '—'
+    return f'{result[key] / ref[key]:.2f}×'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--quick', action='store_true', help='B=1, 20 segments, 2 repeats')
+    parser.add_argument('--batches', type=int, nargs='+', default=[2, 4])
+    parser.add_argument('--segments', type=int, nargs='+', default=[20, 60])
+    parser.add_argument('--size', type=int, default=512, help='square crop size')
+    parser.add_argument('--impls', nargs='+', default=list(IMPLS), choices=IMPLS)
+    parser.add_argument('--repeats', type=int, default=3, help='timed steps after the warm-up')
+    parser.add_argument('--timeout', type=int, default=1800, help='seconds per row')
+    parser.add_argument('--out', help='also write the tables (markdown) to this file')
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(json.loads(args.worker))), flush=True)
+        return
+    if args.quick:
+        args.batches, args.segments, args.repeats = [1], [20], min(args.repeats, 2)
+
+    header = ('| B | segments | model | time | peak memory | time / peer | memory / peer | '
+              'time / floor | memory / floor |\n|---|---|---|---|---|---|---|---|---|')
+    phase_header = ('| B | segments | model | ' + ' | '.join(PHASES) + ' |\n|---|---|---|' +
+                    '---|' * len(PHASES))
+    print(header, flush=True)
+    rows, phase_rows = [], []
+    for batch in args.batches:
+        for segments in args.segments:
+            results = {}
+            for impl in args.impls:
+                spec = dict(impl=impl, batch=batch, segments=segments, size=args.size,
+                            device=args.device, repeats=args.repeats)
+                results[impl] = run_worker(spec, args.timeout)
+            peer, floor = results.get('peer'), results.get('floor')
+            for impl, r in results.items():
+                if 'error' in r:
+                    row = f'| {batch} | {segments} | {impl} | {r["error"]} | | | | | |'
+                else:
+                    row = (f'| {batch} | {segments} | {impl} | {r["time_s"]:.3f} s | '
+                           f'{r["peak_bytes"] / 2**30:.2f} GiB | '
+                           f'{ratio(r, peer, "time_s")} | {ratio(r, peer, "peak_bytes")} | '
+                           f'{ratio(r, floor, "time_s")} | {ratio(r, floor, "peak_bytes")} |')
+                    phase_rows.append(f'| {batch} | {segments} | {impl} | ' + ' | '.join(
+                        f'{r["phases"][p]:.3f} s' for p in PHASES) + ' |')
+                print(row, flush=True)
+                rows.append(row)
+    print('\nPer phase (medians):\n' + phase_header + '\n' + '\n'.join(phase_rows), flush=True)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(f'# Benchmark: one MaskFormer R50 training step ({args.device}, '
+                    f'{args.size}² crops)\n\n'
+                    f'Command: `python tools/benchmark_train_step.py {" ".join(sys.argv[1:])}`  \n'
+                    f'Machine: {machine_description(args.device)}  \n'
+                    f'Date: {time.strftime("%Y-%m-%d")}\n\n'
+                    f'{__doc__.split("Rows:", 1)[1].strip()}\n\n{header}\n' + '\n'.join(rows) +
+                    f'\n\nPer phase (medians):\n\n{phase_header}\n' + '\n'.join(phase_rows) + '\n')
+
+
+if __name__ == '__main__':
+    main()
