@@ -90,7 +90,8 @@ setup(
     install_requires=['torch', 'scipy', 'numpy'],
     extras_require={
         'mmseg': ['mmengine==0.10.7', 'mmcv==2.1.0', 'mmsegmentation==1.2.2', 'mmdet==3.3.0'],
-        'tests': ['pytest', 'transformers'],
+        'tests': ['pytest', 'transformers', 'onnx', 'onnxruntime'],
+        'onnx': ['onnx', 'onnxruntime'],
     },
     ext_modules=ext_modules,
     cmdclass=cmdclass,

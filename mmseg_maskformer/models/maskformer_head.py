@@ -60,7 +60,7 @@ class MaskFormerHead(BaseModule):
         ignore_mode: ``'negative'`` (official): ignored pixels are negatives in every mask;
             ``'exclude'``: they count in no mask loss and no matching cost (see
             :class:`~mmseg_maskformer.core.SetCriterion`).
-        test_cfg: ``dict(mode='semantic')`` (soft semantic sum, SPEC §1.4) or
+        test_cfg: ``dict(mode='semantic')`` (soft semantic sum, the paper §3.4) or
             ``dict(mode='panoptic', object_mask_threshold=0.8, overlap_threshold=0.8,
             thing_classes=None)``; ``thing_classes=None`` takes the ``thing_labels`` that
             :class:`~mmseg_maskformer.datasets.CocoPanopticSegDataset` puts in every sample.
@@ -182,7 +182,7 @@ class MaskFormerHead(BaseModule):
 
     def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],
                 test_cfg: ConfigType = None) -> torch.Tensor:
-        """Semantic scores (B, K, H, W) at the network-input size (SPEC §1.4)."""
+        """Semantic scores (B, K, H, W) at the network-input size (the paper's semantic inference)."""
         all_cls_logits, all_mask_logits = self(inputs)
         mask_logits = self.upsample_to_input(all_mask_logits[-1], batch_img_metas)
         return semantic_inference(all_cls_logits[-1], mask_logits)

@@ -39,7 +39,7 @@ def test_last_layer_terms_equal_transformers_loss():
 
 def test_intermediate_layers_follow_official_definition():
     # Official deep supervision: each intermediate output is matched and scored on its own, with
-    # the same num_masks (transformers' auxiliary outputs differ: see SPEC §2).
+    # the same num_masks (transformers' auxiliary outputs differ from the official definition).
     cls_logits, mask_logits, labels, masks = random_outputs(layers=3)
     ours = make_criterion()(cls_logits, mask_logits, labels, masks)
     loss = hf_loss()

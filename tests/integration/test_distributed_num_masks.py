@@ -1,4 +1,4 @@
-"""num_masks is all-reduced across processes (SPEC §1.3), checked through the head's loss."""
+"""num_masks is all-reduced across processes (official criterion.py), checked through the head's loss."""
 import os
 import sys
 
