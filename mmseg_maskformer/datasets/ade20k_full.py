@@ -47,8 +47,8 @@ class Load16BitAnnotations(LoadAnnotations):
         if seg_map.dtype != np.uint16 or seg_map.ndim != 2:
             raise ValueError(f'{path}: expected a single-channel 16-bit label map, got '
                              f'{seg_map.dtype} of shape {seg_map.shape}')
-        if 'img_shape' in results:  # before transforms could hide a mismatch
-            check_same_size(results['img_shape'], seg_map.shape, results.get('img_path'), path)
+        if 'ori_shape' in results:  # the image as loaded: test pipelines resize it first
+            check_same_size(results['ori_shape'], seg_map.shape, results.get('img_path'), path)
         if results.get('label_map') is not None:
             original = seg_map.copy()
             for old_id, new_id in results['label_map'].items():

@@ -110,8 +110,8 @@ class LoadPanopticAnnotations(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         ids = load_panoptic_png(results['seg_map_path'], self.backend_args)
-        if 'img_shape' in results:
-            check_same_size(results['img_shape'], ids.shape, results.get('img_path'),
+        if 'ori_shape' in results:  # the image as loaded: test pipelines resize it first
+            check_same_size(results['ori_shape'], ids.shape, results.get('img_path'),
                             results['seg_map_path'])
         check_panoptic_segments(ids, [segment['id'] for segment in results['segments_info']],
                                 results['seg_map_path'])
