@@ -210,10 +210,14 @@ class DataCheckHook(Hook):
                     self.num_classes = len(dataset.metainfo.get('classes', ()))
 
     def _check(self, runner, data_batch) -> None:
+        inputs = data_batch.get('inputs') or []
         samples = data_batch.get('data_samples') or []
+        if samples and isinstance(samples[0], (list, tuple)):  # test-time augmentation: per view
+            inputs = [image for view in inputs for image in view]
+            samples = [sample for view in samples for sample in view]
         runner.message_hub.update_info(
             BATCH_FILES_KEY, [s.metainfo.get('img_path', '?') for s in samples])
-        for image, sample in zip(data_batch.get('inputs') or [], samples):
+        for image, sample in zip(inputs, samples):
             if 'gt_sem_seg' not in sample:
                 continue
             labels = sample.gt_sem_seg.data

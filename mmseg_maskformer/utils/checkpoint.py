@@ -55,6 +55,9 @@ def load_local_checkpoint(filename: str, map_location=None):
         raise FileNotFoundError(f'{filename} can not be found.')
     if trusted_loading_enabled():
         return torch.load(filename, map_location=map_location, weights_only=False)
+    # Again at every load: a torch.serialization.safe_globals context anywhere in the process
+    # removes its globals on exit, even those that were allowed before it.
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:

@@ -17,8 +17,9 @@ from mmseg_maskformer.utils.checkpoint import SAFE_GLOBALS, TRUST_ENV
 
 
 def safe_load(path):
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        return torch.load(path, weights_only=True)
+    # Not the safe_globals context: on exit it removes its globals from the whole process.
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    return torch.load(path, weights_only=True)
 
 
 def run_failing(args, timeout=300):
@@ -52,7 +53,12 @@ def _qualified(obj):
 def test_own_checkpoint_needs_exactly_the_allow_list(own_checkpoint):
     # Everything torch's weights_only unpickler would reject in a checkpoint tools/train.py writes
     # (with this project's hooks) is on the allow-list.
-    unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(own_checkpoint))
+    allowed = torch.serialization.get_safe_globals()  # what importing the package allowed
+    torch.serialization.clear_safe_globals()
+    try:
+        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(own_checkpoint))
+    finally:
+        torch.serialization.add_safe_globals(allowed)
     assert unsafe == {_qualified(obj) for obj in SAFE_GLOBALS} & unsafe
     assert 'numpy.ndarray' in unsafe  # the message hub's history, as saved by SafeCheckpointHook
     assert 'random_states' in safe_load(own_checkpoint)
