@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_ops import _rss_bytes, fmt_ratio, machine_description  # noqa: E402
+from benchmark_ops import _rss_bytes, fmt_ratio, machine_description, run_worker  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = 'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
@@ -104,19 +103,6 @@ def measure(spec):
     return dict(time_s=statistics.median(times), peak_bytes=peak)
 
 
-def run_worker(spec, timeout):
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(spec)]
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return dict(error=f'timeout > {timeout} s')
-    for line in reversed(out.stdout.splitlines()):
-        if line.startswith('{'):
-            return json.loads(line)
-    return dict(error=((out.stderr.strip().splitlines() or ['no output'])[-1])[:120])
-
-
 HEADER = ('| case | size | impl | time | peak memory | images / s | time / peer | memory / peer |\n'
           '|---|---|---|---|---|---|---|---|')
 
@@ -144,7 +130,7 @@ def main():
         for impl in args.impls:
             spec = dict(impl=impl, batch=args.batch, height=height, width=width,
                         device=args.device, repeats=args.repeats)
-            results[impl] = run_worker(spec, args.timeout)
+            results[impl] = run_worker(spec, args.timeout, __file__)
         ref = results.get('peer', {})
         for impl, r in results.items():
             label = f'{height}×{width}, B={args.batch}'

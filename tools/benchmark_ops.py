@@ -329,8 +329,10 @@ def measure(spec):
 # driver
 
 
-def run_worker(spec, timeout):
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(spec)]
+def run_worker(spec, timeout, script=__file__):
+    """Run ``script --worker SPEC`` in a fresh process (so that its peak memory is its own) and
+    return the JSON line it prints, or ``dict(error=...)``. Shared by the benchmark scripts."""
+    cmd = [sys.executable, os.path.abspath(script), '--worker', json.dumps(spec)]
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -340,9 +342,9 @@ def run_worker(spec, timeout):
         if line.startswith('{'):
             return json.loads(line)
     tail = (out.stderr.strip().splitlines() or ['no output'])[-1]
-    if 'memory' in tail.lower() or 'MemoryError' in tail:
+    if 'memory' in tail.lower():
         return dict(error='out of memory')
-    return dict(error=tail[:120])
+    return dict(error=tail[:160])
 
 
 def plan(quick):
@@ -378,7 +380,8 @@ def machine_description(device):
                   if line.startswith('model name')), platform.machine())
     memory_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
     return (f'{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads')
+            f'{torch.get_num_threads()} threads, load average before the run '
+            f'{os.getloadavg()[0]:.1f}')
 
 
 def fmt_ratio(value, ref):

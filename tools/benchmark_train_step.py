@@ -27,10 +27,8 @@ optimiser.
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
@@ -39,7 +37,8 @@ import torch
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TOOLS)
 sys.path[:0] = [REPO, TOOLS]
-from benchmark_ops import random_partition  # noqa: E402  (a sibling script)
+from benchmark_ops import (_rss_bytes, machine_description, random_partition,  # noqa: E402
+                           run_worker)  # (a sibling script)
 
 CONFIG = 'configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
 POINTS = 12544
@@ -153,14 +152,6 @@ def make_step(impl, model, optim_wrapper, images, samples, timer):
     return step
 
 
-def _rss_bytes(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def measure(spec):
     device = torch.device(spec['device'])
     if device.type == 'cpu':
@@ -184,33 +175,6 @@ def measure(spec):
 
 # --------------------------------------------------------------------------------------------
 # driver
-
-
-def run_worker(spec, timeout):
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', json.dumps(spec)]
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return dict(error=f'timeout > {timeout} s')
-    for line in reversed(out.stdout.splitlines()):
-        if line.startswith('{'):
-            return json.loads(line)
-    tail = (out.stderr.strip().splitlines() or ['no output'])[-1]
-    if 'memory' in tail.lower():
-        return dict(error='out of memory')
-    return dict(error=tail[:160])
-
-
-def machine_description(device):
-    if device != 'cpu':
-        return f'{torch.cuda.get_device_name()}, torch {torch.__version__}'
-    model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                  if line.startswith('model name')), platform.machine())
-    memory_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
-    return (f'{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads, load average before the run '
-            f'{os.getloadavg()[0]:.1f}')
 
 
 def ratio(result, ref, key):
@@ -250,7 +214,7 @@ def main():
             for impl in args.impls:
                 spec = dict(impl=impl, batch=batch, segments=segments, size=args.size,
                             device=args.device, repeats=args.repeats)
-                results[impl] = run_worker(spec, args.timeout)
+                results[impl] = run_worker(spec, args.timeout, __file__)
             peer, floor = results.get('peer'), results.get('floor')
             for impl, r in results.items():
                 if 'error' in r:
