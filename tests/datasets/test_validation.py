@@ -52,9 +52,12 @@ def panoptic_sample(tmp_path_factory):
     return root / 'panoptic/train/00000.png', segments
 
 
-def _load(path, segments, img_shape=(32, 32)):
+def _load(path, segments, ori_shape=(32, 32)):
+    # LoadImageFromFile sets ori_shape (the image as read) and img_shape; test pipelines resize
+    # the image (img_shape) before the annotation is loaded.
     return LoadPanopticAnnotations().transform(dict(
-        seg_map_path=str(path), img_path='img.png', img_shape=img_shape, segments_info=segments))
+        seg_map_path=str(path), img_path='img.png', ori_shape=ori_shape, img_shape=(64, 64),
+        segments_info=segments))
 
 
 def test_panoptic_loader_accepts_consistent_data(panoptic_sample):
@@ -80,7 +83,7 @@ def test_panoptic_loader_rejects_a_size_mismatch(panoptic_sample):
     path, segments = panoptic_sample
     with pytest.raises(DataError, match=r'annotation size \(32, 32\) \(H, W\) differs from the '
                        r'size \(32, 40\) of its image img.png'):
-        _load(path, segments, img_shape=(32, 40))
+        _load(path, segments, ori_shape=(32, 40))
 
 
 def test_id2rgb_round_trip_used_by_planted_faults(tmp_path):
@@ -89,5 +92,5 @@ def test_id2rgb_round_trip_used_by_planted_faults(tmp_path):
     Image.fromarray(id2rgb(ids)).save(tmp_path / 'p.png')
     segments = [dict(id=1001, label=1, isthing=False), dict(id=5001, label=5, isthing=True)]
     results = LoadPanopticAnnotations().transform(dict(
-        seg_map_path=str(tmp_path / 'p.png'), img_shape=(2, 2), segments_info=segments))
+        seg_map_path=str(tmp_path / 'p.png'), ori_shape=(2, 2), segments_info=segments))
     assert results['gt_seg_map'].tolist() == [[255, 1], [5, 5]]
