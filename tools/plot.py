@@ -51,9 +51,11 @@ def plot_curves(work_dir: str, out: str) -> None:
         raise ValueError(f'no training records (with lr) in the scalars of {work_dir}')
     iters = [r['iter'] for r in records]
     fig, (losses, lr) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in LOSS_KEYS:
-        if key in records[0]:
-            losses.plot(iters, [r[key] for r in records], label=key)
+    for name in LOSS_KEYS:
+        # mmseg logs the decode head's terms as decode.<name>.
+        key = next((k for k in (name, f'decode.{name}') if k in records[0]), None)
+        if key is not None:
+            losses.plot(iters, [r[key] for r in records], label=name)
     losses.set_yscale('log')
     losses.set_xlabel('iteration')
     losses.set_title('training losses (last decoder layer terms, weighted; loss = all layers)')
