@@ -108,6 +108,14 @@ class PhaseTimer:
         self.sync()
         self.marks[name] = time.perf_counter()
 
+    def mark_before(self, obj, method, name):
+        inner = getattr(obj, method)
+
+        def marked(*args, **kwargs):
+            self.mark(name)
+            return inner(*args, **kwargs)
+        setattr(obj, method, marked)
+
     def wrap_matching(self, obj, method):
         inner = getattr(obj, method)
 
@@ -129,7 +137,10 @@ class PhaseTimer:
 
 def make_step(impl, model, optim_wrapper, images, samples, timer):
     head = model.decode_head
-    head.register_forward_hook(lambda *_: timer.mark('forward'))
+    if impl in ('peer', 'floor'):
+        head.register_forward_hook(lambda *_: timer.mark('forward'))
+    else:  # our loss runs the head layer by layer, then builds the targets
+        timer.mark_before(head, 'segments_from_samples', 'forward')
     if impl == 'peer':
         timer.wrap_matching(head.assigner, 'assign')
     elif impl != 'floor':

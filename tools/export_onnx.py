@@ -50,12 +50,12 @@ class OnnxMaskFormer(nn.Module):
         self.raw = raw
 
     def forward(self, inputs: torch.Tensor):
-        all_cls_logits, all_mask_logits = self.segmentor.decode_head(
+        cls_logits, mask_logits = self.segmentor.decode_head.last_layer_logits(
             self.segmentor.extract_feat(inputs))
-        mask_logits = F.interpolate(all_mask_logits[-1], size=inputs.shape[-2:], mode='bilinear',
+        mask_logits = F.interpolate(mask_logits, size=inputs.shape[-2:], mode='bilinear',
                                     align_corners=False)
-        scores = semantic_inference(all_cls_logits[-1], mask_logits)
-        return (scores, all_cls_logits[-1], mask_logits) if self.raw else scores
+        scores = semantic_inference(cls_logits, mask_logits)
+        return (scores, cls_logits, mask_logits) if self.raw else scores
 
 
 def parse_args(argv=None):

@@ -22,6 +22,13 @@ def average_num_masks(gt_labels: Sequence[torch.Tensor], device: torch.device) -
     return num_masks.clamp(min=1)
 
 
+def _matched_valid(gt_valid: Sequence[torch.Tensor],
+                   indices: List[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """(N, H, W): each matched mask's image valid map."""
+    return torch.cat([gt_valid[image][None].expand(len(gt_idx), -1, -1)
+                      for image, (_, gt_idx) in enumerate(indices)])
+
+
 IGNORE_MODES = ('negative', 'exclude')
 
 
@@ -107,13 +114,20 @@ class SetCriterion:
         indices = self.matcher.match_layers(all_cls_logits, all_mask_logits, gt_labels, gt_masks,
                                             generator, gt_valid)
         num_layers = len(all_cls_logits)
+        # The exact losses save their targets for backward: one concatenation of all masks (and
+        # valid maps) shared by every layer, instead of one matched copy per layer.
+        shared = None
+        if self.num_points is None:
+            every_mask = [(None, torch.arange(len(masks))) for masks in gt_masks]
+            shared = (torch.cat(list(gt_masks)),
+                      None if gt_valid is None else _matched_valid(gt_valid, every_mask))
         losses = {}
         for layer, (cls_logits, mask_logits, layer_indices) in enumerate(
                 zip(all_cls_logits, all_mask_logits, indices)):
             prefix = '' if layer == num_layers - 1 else f'd{layer}.'
             loss_cls = self.loss_classes(cls_logits, gt_labels, layer_indices)
             loss_focal, loss_dice = self.loss_masks(mask_logits, gt_masks, layer_indices, num_masks,
-                                                    generator, gt_valid)
+                                                    generator, gt_valid, shared)
             losses[prefix + 'loss_cls'] = self.class_weight * loss_cls
             losses[prefix + 'loss_mask'] = self.mask_weight * loss_focal
             losses[prefix + 'loss_dice'] = self.dice_weight * loss_dice
@@ -134,24 +148,27 @@ class SetCriterion:
     def loss_masks(self, mask_logits: torch.Tensor, gt_masks: Sequence[torch.Tensor],
                    indices: List[Tuple[torch.Tensor, torch.Tensor]], num_masks: torch.Tensor,
                    generator: Optional[torch.Generator] = None,
-                   gt_valid: Optional[Sequence[torch.Tensor]] = None
+                   gt_valid: Optional[Sequence[torch.Tensor]] = None,
+                   shared: Optional[Tuple[torch.Tensor, Optional[torch.Tensor]]] = None
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Focal and dice losses of the matched masks, summed and divided by ``num_masks``;
-        ``gt_valid``: None, or per image the (H, W) bool map of the pixels that count."""
+        ``gt_valid``: None, or per image the (H, W) bool map of the pixels that count;
+        ``shared``: ``torch.cat(gt_masks)`` and the matching concatenation of valid maps, used as
+        the targets when every mask is matched (always, unless an image has more than Q)."""
+        if self.num_points is None:
+            # Pairs in ground-truth order, so that a full matching lines up with ``shared``.
+            indices = [(pred_idx[gt_idx.argsort()], gt_idx.sort().values)
+                       for pred_idx, gt_idx in indices]
         preds = torch.cat([mask_logits[image, pred_idx] for image, (pred_idx, _) in enumerate(indices)])
         if preds.shape[0] == 0:
             # No segment in the whole batch: zero loss that still reaches every mask logit.
             zero = mask_logits.sum() * 0.0
             return zero, zero
-        # One valid map per matched mask, as an expanded view of its image's map.
-        valid = None if gt_valid is None else torch.cat([
-            gt_valid[image][None].expand(len(gt_idx), -1, -1)
-            for image, (_, gt_idx) in enumerate(indices)])
         fn = self.functions
         if self.num_points is None:
-            targets = torch.cat(
-                [gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
+            targets, valid = self._full_size_targets(gt_masks, gt_valid, indices, shared)
         else:
+            valid = None if gt_valid is None else _matched_valid(gt_valid, indices)
             points = fn.sample_uncertain_points(preds, self.num_points, self.oversample_ratio,
                                                 self.importance_sample_ratio, generator)
             preds = fn.point_sample(preds[:, None], points)[:, 0]
@@ -163,6 +180,16 @@ class SetCriterion:
                                                  gamma=self.focal_gamma, eps=self.dice_eps,
                                                  valid=valid)
         return focal.sum() / num_masks, dice.sum() / num_masks
+
+    @staticmethod
+    def _full_size_targets(gt_masks, gt_valid, indices, shared):
+        """Matched masks and valid maps for pairs in ground-truth order: ``shared`` when every
+        mask is matched, else copies of the matched ones."""
+        if shared is not None and all(
+                len(gt_idx) == len(masks) for masks, (_, gt_idx) in zip(gt_masks, indices)):
+            return shared
+        targets = torch.cat([gt_masks[image][gt_idx] for image, (_, gt_idx) in enumerate(indices)])
+        return targets, None if gt_valid is None else _matched_valid(gt_valid, indices)
 
     def _sample_matched_targets(self, gt_masks: Sequence[torch.Tensor],
                                 indices: List[Tuple[torch.Tensor, torch.Tensor]],

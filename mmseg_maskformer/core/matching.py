@@ -164,13 +164,19 @@ class HungarianMatcher:
                              'predictions')
         weights = (self.cost_class, self.cost_focal, self.cost_dice)
         num_layers, num_queries = len(all_cls_logits), all_cls_logits[0].shape[1]
-        # One cost computation per image for all layers at once: (L·Q) predictions vs M targets.
-        per_image = []
+        per_image = []  # per image, the (L, Q, M) class, focal and dice costs
         for image, (labels, gts) in enumerate(zip(gt_labels, gt_masks)):
+            valid = None if gt_valid is None else gt_valid[image]
+            if self.num_points is None:
+                # Layer by layer: a stack of all layers' mask logits would be a copy of them.
+                layer_terms = [self.cost_terms(cls[image], masks[image], labels, gts, None, valid)
+                               for cls, masks in zip(all_cls_logits, all_mask_logits)]
+                per_image.append([torch.stack(term) for term in zip(*layer_terms)])
+                continue
+            # All layers at once, so that they share the image's random points.
             cls = torch.stack([layer[image] for layer in all_cls_logits]).flatten(0, 1)
             masks = torch.stack([layer[image] for layer in all_mask_logits]).flatten(0, 1)
-            image_terms = self.cost_terms(cls, masks, labels, gts, generator,
-                                          None if gt_valid is None else gt_valid[image])
+            image_terms = self.cost_terms(cls, masks, labels, gts, generator, valid)
             per_image.append([term.view(num_layers, num_queries, len(labels)) for term in image_terms])
         terms, totals = [], []
         for layer in range(num_layers):

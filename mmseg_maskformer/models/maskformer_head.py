@@ -144,24 +144,44 @@ class MaskFormerHead(BaseModule):
                 batch_data_samples: Optional[SampleList] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Backbone features -> class logits (L, B, Q, K+1) and mask logits (L, B, Q, H/4, W/4),
         one entry per decoder layer, last layer last."""
+        hidden, mask_features = self.decode(inputs)
+        return self.cls_embed(hidden), torch.einsum('lbqc,bchw->lbqhw', self.mask_embed(hidden),
+                                                    mask_features)
+
+    def decode(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Backbone features -> every decoder layer's query embeddings (L, B, Q, C) and the
+        per-pixel embeddings (B, C_E, H/4, W/4)."""
         feats = [inputs[i] for i in self.in_index]
         mask_features, memory = self.pixel_decoder(feats)
         memory = self.input_proj(memory)
         pos = self.positional_encoding(memory).flatten(2).transpose(1, 2)
         memory = memory.flatten(2).transpose(1, 2)
         query_pos = self.query_embed.weight[None].expand(memory.shape[0], -1, -1)
-        hidden = self.transformer_decoder(query_pos, memory, pos)
-        cls_logits = self.cls_embed(hidden)
-        mask_logits = torch.einsum('lbqc,bchw->lbqhw', self.mask_embed(hidden), mask_features)
-        return cls_logits, mask_logits
+        return self.transformer_decoder(query_pos, memory, pos), mask_features
+
+    def layer_logits(self, hidden: torch.Tensor,
+                     mask_features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One layer's (B, Q, C) query embeddings -> class logits (B, Q, K+1) and mask logits
+        (B, Q, H/4, W/4)."""
+        return self.cls_embed(hidden), torch.einsum('bqc,bchw->bqhw', self.mask_embed(hidden),
+                                                    mask_features)
+
+    def last_layer_logits(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The last decoder layer's class and mask logits, all that inference uses."""
+        hidden, mask_features = self.decode(inputs)
+        return self.layer_logits(hidden[-1], mask_features)
 
     def loss(self, inputs: Sequence[torch.Tensor], batch_data_samples: SampleList,
              train_cfg: ConfigType = None) -> Dict[str, torch.Tensor]:
         """Matching + losses against the samples' ``gt_sem_seg`` (padded with ``ignore_index``)."""
-        all_cls_logits, all_mask_logits = self(inputs, batch_data_samples)
-        gt_labels, gt_masks = self.segments_from_samples(batch_data_samples)
+        hidden, mask_features = self.decode(inputs)
         if not self.deep_supervision:
-            all_cls_logits, all_mask_logits = all_cls_logits[-1:], all_mask_logits[-1:]
+            hidden = hidden[-1:]
+        # Layer by layer: each layer's mask-logit gradient then flows straight into its own
+        # product instead of first being stacked into an (L, B, Q, H/4, W/4) gradient.
+        all_cls_logits, all_mask_logits = zip(*(self.layer_logits(layer, mask_features)
+                                                for layer in hidden))
+        gt_labels, gt_masks = self.segments_from_samples(batch_data_samples)
         gt_valid = None
         if self.criterion.ignore_mode == 'exclude':
             gt_valid = [sample.gt_sem_seg.data[0] != self.ignore_index
@@ -183,9 +203,9 @@ class MaskFormerHead(BaseModule):
     def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],
                 test_cfg: ConfigType = None) -> torch.Tensor:
         """Semantic scores (B, K, H, W) at the network-input size (the paper's semantic inference)."""
-        all_cls_logits, all_mask_logits = self(inputs)
-        mask_logits = self.upsample_to_input(all_mask_logits[-1], batch_img_metas)
-        return semantic_inference(all_cls_logits[-1], mask_logits)
+        cls_logits, mask_logits = self.last_layer_logits(inputs)
+        mask_logits = self.upsample_to_input(mask_logits, batch_img_metas)
+        return semantic_inference(cls_logits, mask_logits)
 
     @staticmethod
     def upsample_to_input(mask_logits: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:

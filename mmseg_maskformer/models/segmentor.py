@@ -25,9 +25,8 @@ class MaskFormerSegmentor(EncoderDecoder):
         if data_samples is None:
             raise ValueError('panoptic inference needs data samples with image metainfo')
         batch_img_metas = [sample.metainfo for sample in data_samples]
-        all_cls_logits, all_mask_logits = head(self.extract_feat(inputs))
-        cls_logits = all_cls_logits[-1]
-        mask_logits = head.upsample_to_input(all_mask_logits[-1], batch_img_metas)
+        cls_logits, mask_logits = head.last_layer_logits(self.extract_feat(inputs))
+        mask_logits = head.upsample_to_input(mask_logits, batch_img_metas)
         data_samples = self.postprocess_result(semantic_inference(cls_logits, mask_logits),
                                                data_samples)
         for sample, (panoptic_seg, segments) in zip(

@@ -4,6 +4,7 @@ from transformers.models.maskformer.modeling_maskformer import (MaskFormerHungar
                                                                 MaskFormerLoss, dice_loss,
                                                                 sigmoid_focal_loss)
 
+from mmseg_maskformer import ops
 from mmseg_maskformer.core import HungarianMatcher, SetCriterion
 
 NUM_CLASSES = 6
@@ -148,3 +149,35 @@ def test_point_sampled_mask_losses_follow_mask2former(loss_impl):
     expected_focal, expected_dice = ops.reference.sigmoid_focal_dice_loss(x, t)
     torch.testing.assert_close(focal, expected_focal.sum() / num_masks, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(dice, expected_dice.sum() / num_masks, rtol=1e-5, atol=1e-7)
+
+
+def test_more_segments_than_queries_matches_transformers():
+    # Some masks stay unmatched, so the losses take copies of the matched ones, not the
+    # concatenation of all masks that a full matching uses.
+    cls_logits, mask_logits, labels, masks = random_outputs(layers=1, queries=3, segments=(5, 2))
+    ours = make_criterion()(cls_logits, mask_logits, labels, masks)
+    hf = hf_loss()(mask_logits[-1], cls_logits[-1], [m.float() for m in masks], labels)
+    torch.testing.assert_close(ours['loss_mask'], 20 * hf['loss_mask'], rtol=1e-5, atol=0)
+    torch.testing.assert_close(ours['loss_dice'], hf['loss_dice'], rtol=1e-5, atol=0)
+
+
+@pytest.mark.skipif(not ops.extension_available(), reason='needs the compiled extension')
+def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
+    cls_logits, mask_logits, labels, masks = random_outputs(layers=4)
+    matcher = HungarianMatcher(loss_impl='fused')
+    criterion = SetCriterion(NUM_CLASSES, matcher, loss_impl='fused')
+    saved = []
+
+    def pack(tensor):
+        if tensor.dtype == torch.bool:
+            saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        losses = criterion(cls_logits, mask_logits, labels, masks)
+    assert len(saved) == 4  # one per layer
+    assert {t.data_ptr() for t in saved} == {saved[0].data_ptr()}
+    torch.testing.assert_close(saved[0], torch.cat(masks), rtol=0, atol=0)
+    reference = make_criterion()(cls_logits, mask_logits, labels, masks)
+    for key in losses:
+        torch.testing.assert_close(losses[key], reference[key], rtol=1e-4, atol=1e-6)

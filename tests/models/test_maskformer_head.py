@@ -32,6 +32,21 @@ def test_forward_shapes_one_entry_per_decoder_layer():
     assert mask_logits.shape == (3, 2, 7, 16, 16)
 
 
+def test_layer_by_layer_logits_equal_the_stacked_forward():
+    # loss() and inference compute the layers they need one by one; forward() stacks them all.
+    head = build_head()
+    feats = random_feats()
+    cls_logits, mask_logits = head(feats)
+    hidden, mask_features = head.decode(feats)
+    for layer in range(3):
+        layer_cls, layer_masks = head.layer_logits(hidden[layer], mask_features)
+        torch.testing.assert_close(layer_cls, cls_logits[layer], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(layer_masks, mask_logits[layer], rtol=1e-5, atol=1e-5)
+    last_cls, last_masks = head.last_layer_logits(feats)
+    torch.testing.assert_close(last_cls, cls_logits[-1], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(last_masks, mask_logits[-1], rtol=1e-5, atol=1e-5)
+
+
 def test_loss_keys_finite_and_backward_reaches_every_parameter():
     head = build_head()
     sem = torch.randint(0, NUM_CLASSES, (2, 64, 64))
