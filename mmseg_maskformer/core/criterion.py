@@ -159,7 +159,11 @@ class SetCriterion:
             # Pairs in ground-truth order, so that a full matching lines up with ``shared``.
             indices = [(pred_idx[gt_idx.argsort()], gt_idx.sort().values)
                        for pred_idx, gt_idx in indices]
-        preds = torch.cat([mask_logits[image, pred_idx] for image, (pred_idx, _) in enumerate(indices)])
+        # One gather for the batch: its backward writes one (B, Q, h, w) gradient, where a
+        # gather per image would allocate one such gradient per image.
+        images = torch.cat([torch.full_like(pred_idx, image)
+                            for image, (pred_idx, _) in enumerate(indices)])
+        preds = mask_logits[images, torch.cat([pred_idx for pred_idx, _ in indices])]
         if preds.shape[0] == 0:
             # No segment in the whole batch: zero loss that still reaches every mask logit.
             zero = mask_logits.sum() * 0.0
