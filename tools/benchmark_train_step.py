@@ -30,6 +30,7 @@ import os
 import resource
 import statistics
 import sys
+import textwrap
 import time
 
 import torch
@@ -194,6 +195,12 @@ def ratio(result, ref, key):
     return f'{result[key] / ref[key]:.2f}×'
 
 
+def legend_markdown():
+    """The module docstring's description of the rows, for the results file."""
+    rows, rest = __doc__.split('Rows:', 1)[1].strip('\n').split('\n\n', 1)
+    return f'Rows:\n\n```text\n{textwrap.dedent(rows)}\n```\n\n{rest.strip()}'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -247,7 +254,7 @@ def main():
                     f'Command: `python tools/benchmark_train_step.py {" ".join(sys.argv[1:])}`  \n'
                     f'Machine: {machine_description(args.device)}  \n'
                     f'Date: {time.strftime("%Y-%m-%d")}\n\n'
-                    f'{__doc__.split("Rows:", 1)[1].strip()}\n\n{header}\n' + '\n'.join(rows) +
+                    f'{legend_markdown()}\n\n{header}\n' + '\n'.join(rows) +
                     f'\n\nPer phase (medians):\n\n{phase_header}\n' + '\n'.join(phase_rows) + '\n')
 
 
