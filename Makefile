@@ -3,6 +3,8 @@
 PYTHON := .venv/bin/python
 # make check-cuda: the venv holding a CUDA build of torch (created on first use)
 CUDA_VENV ?= .venv-cuda
+# make test: parallel test processes (the tests run single-threaded), one per core, at most 4
+TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: setup demo demo-baseline demo-panoptic test check-cuda benchmark clean
 
@@ -19,7 +21,7 @@ demo-panoptic: setup
 	bash tools/demo.sh configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py work_dirs/demo-panoptic
 
 test: setup
-	MMSEG_MASKFORMER_REQUIRE_EXTENSION=1 $(PYTHON) -m pytest tests -q
+	MMSEG_MASKFORMER_REQUIRE_EXTENSION=1 $(PYTHON) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 check-cuda:
 	$(shell test -x $(PYTHON) && echo $(PYTHON) || echo python3) tools/check_cuda_build.py --venv $(CUDA_VENV)

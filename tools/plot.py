@@ -9,7 +9,8 @@ Usage:
       of ``tools/test.py`` (a .log file, or a directory searched for the newest one).
   python tools/plot.py benchmark RESULTS.md [--out-dir DIR]
       one PNG per case of the markdown tables (columns ``case | size | impl | time | peak memory
-      | ...``): time and peak memory per size, one bar per implementation.
+      | ...``, or the training-step tables' ``B | segments | model | time | peak memory | ...``):
+      time and peak memory per size, one bar per implementation.
 """
 import argparse
 import glob
@@ -107,13 +108,21 @@ def plot_iou(log: str, out: str) -> None:
     plt.close(fig)
 
 
+# A value in a table cell, in the charts' unit (ms, MiB): the unit's factor.
+UNITS = {'ms': {'ms': 1.0, 's': 1e3}, 'MiB': {'MiB': 1.0, 'GiB': 1024.0}}
+
+
 def parse_value(cell: str, unit: str):
-    match = re.match(rf'([0-9.]+)\s*{unit}', cell.strip())
-    return float(match.group(1)) if match else None
+    """``'568.9 ms'`` -> 568.9 with unit 'ms'; ``'9.6 s'`` -> 9600 ms, ``'2.5 GiB'`` -> 2560 MiB;
+    None for text such as 'out of memory'."""
+    match = re.match(r'([0-9.]+)\s*([A-Za-z]+)', cell.strip())
+    factor = UNITS.get(unit, {unit: 1.0}).get(match.group(2)) if match else None
+    return float(match.group(1)) * factor if factor is not None else None
 
 
 def read_benchmark_rows(markdown: str) -> List[dict]:
-    """Rows of every table whose header starts with ``case | size | impl``."""
+    """Rows of every table whose header starts with ``case | size | impl``, and of the training
+    step tables (``B | segments | model``, case 'training step', size 'B=…, M=…')."""
     rows, header = [], None
     with open(markdown) as f:
         for line in f:
@@ -121,10 +130,15 @@ def read_benchmark_rows(markdown: str) -> List[dict]:
                 header = None
                 continue
             cells = [c.strip() for c in line.strip().strip('|').split('|')]
-            if cells[:3] == ['case', 'size', 'impl']:
+            if cells[:3] in (['case', 'size', 'impl'], ['B', 'segments', 'model']):
                 header = cells
             elif header and not set(line.strip()) <= set('|-: '):
-                rows.append(dict(zip(header, cells)))
+                row = dict(zip(header, cells))
+                if 'model' in row:
+                    row.update(case='training step', size=f'B={row["B"]}, M={row["segments"]}',
+                               impl=row['model'])
+                if 'time' in row:  # the per-phase tables have no time column
+                    rows.append(row)
     return rows
 
 

@@ -1,6 +1,7 @@
 """tools/plot.py: the numbers it reads from logs, scalars and benchmark tables, and its PNGs."""
 import json
 
+import pytest
 from PIL import Image
 
 import plot
@@ -63,3 +64,23 @@ def test_benchmark_tables_become_one_chart_per_case(tmp_path):
     written = plot.plot_benchmark(str(table), str(tmp_path))
     assert sorted(p.rsplit('/', 1)[1] for p in written) == ['RESULTS_criterion.png',
                                                              'RESULTS_point_sample.png']
+
+
+def test_training_step_table_becomes_one_chart(tmp_path):
+    table = tmp_path / 'TRAIN_STEP.md'
+    table.write_text(
+        '| B | segments | model | time | peak memory | time / peer |\n|---|---|---|---|---|---|\n'
+        '| 2 | 20 | peer | 18.928 s | 5.28 GiB | 1.00× |\n'
+        '| 2 | 20 | floor | 9.274 s | 2.47 GiB | 0.49× |\n'
+        '| 4 | 60 | peer | out of memory | | |\n\nPer phase (medians):\n\n'
+        '| B | segments | model | forward | matching |\n|---|---|---|---|---|\n'
+        '| 2 | 20 | peer | 2.986 s | 0.439 s |\n')
+    rows = plot.read_benchmark_rows(str(table))
+    assert [(r['case'], r['size'], r['impl']) for r in rows] == [
+        ('training step', 'B=2, M=20', 'peer'), ('training step', 'B=2, M=20', 'floor'),
+        ('training step', 'B=4, M=60', 'peer')]
+    assert plot.parse_value(rows[0]['time'], 'ms') == pytest.approx(18928.0)
+    assert plot.parse_value(rows[1]['peak memory'], 'MiB') == pytest.approx(2.47 * 1024)
+    assert plot.parse_value(rows[2]['time'], 'ms') is None
+    written = plot.plot_benchmark(str(table), str(tmp_path))
+    assert [p.rsplit('/', 1)[1] for p in written] == ['TRAIN_STEP_training_step.png']
