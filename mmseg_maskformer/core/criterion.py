@@ -157,8 +157,9 @@ class SetCriterion:
         the targets when every mask is matched (always, unless an image has more than Q)."""
         if self.num_points is None:
             # Pairs in ground-truth order, so that a full matching lines up with ``shared``.
-            indices = [(pred_idx[gt_idx.argsort()], gt_idx.sort().values)
-                       for pred_idx, gt_idx in indices]
+            orders = [gt_idx.argsort() for _, gt_idx in indices]
+            indices = [(pred_idx[order], gt_idx[order])
+                       for (pred_idx, gt_idx), order in zip(indices, orders)]
         # One gather for the batch: its backward writes one (B, Q, h, w) gradient, where a
         # gather per image would allocate one such gradient per image.
         images = torch.cat([torch.full_like(pred_idx, image)
