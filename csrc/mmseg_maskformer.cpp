@@ -32,4 +32,8 @@ TORCH_LIBRARY(mmseg_maskformer, m) {
       "point_sample_backward(Tensor grad_output, Tensor points, SymInt height, SymInt width, "
       "bool align_corners) -> Tensor",
       tags);
+  m.def(
+      "select_uncertain_points(Tensor candidate_logits, Tensor candidates, int num_uncertain) -> "
+      "Tensor",
+      tags);
 }

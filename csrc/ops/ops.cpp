@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include <limits>
+
 namespace mmseg_maskformer {
 namespace ops {
 
@@ -157,6 +159,29 @@ at::Tensor check_point_sample_args(const at::Tensor& inputs, const at::Tensor& p
   TORCH_CHECK(points.device() == inputs.device(), "point_sample: points are on ", points.device(),
               " but inputs are on ", inputs.device());
   return dtype == at::kBool ? inputs.view(at::kByte) : inputs;
+}
+
+void check_select_uncertain_points_args(const at::Tensor& candidate_logits,
+                                        const at::Tensor& candidates, int64_t num_uncertain) {
+  TORCH_CHECK(candidate_logits.dim() == 2 && at::isFloatingType(candidate_logits.scalar_type()),
+              "select_uncertain_points: candidate_logits must be a floating (N, C) tensor, got ",
+              candidate_logits.scalar_type(), " ", candidate_logits.sizes());
+  TORCH_CHECK(candidates.dim() == 3 && candidates.size(2) == 2 &&
+                  candidates.size(0) == candidate_logits.size(0) &&
+                  candidates.size(1) == candidate_logits.size(1) &&
+                  at::isFloatingType(candidates.scalar_type()),
+              "select_uncertain_points: candidates must be a floating (N, C, 2) tensor for (N, C) = ",
+              candidate_logits.sizes(), ", got ", candidates.scalar_type(), " ",
+              candidates.sizes());
+  TORCH_CHECK(candidates.device() == candidate_logits.device(),
+              "select_uncertain_points: candidates are on ", candidates.device(),
+              " but candidate_logits are on ", candidate_logits.device());
+  TORCH_CHECK(0 <= num_uncertain && num_uncertain <= candidate_logits.size(1),
+              "select_uncertain_points: num_uncertain must be in [0, ", candidate_logits.size(1),
+              "], got ", num_uncertain);
+  TORCH_CHECK(candidate_logits.size(1) <= std::numeric_limits<int32_t>::max(),
+              "select_uncertain_points: at most 2^31 - 1 candidates per mask, got ",
+              candidate_logits.size(1));
 }
 
 at::ScalarType point_sample_dtype(const at::Tensor& inputs) {

@@ -63,6 +63,10 @@ at::Tensor check_point_sample_args(const at::Tensor& inputs, const at::Tensor& p
 at::ScalarType point_sample_dtype(const at::Tensor& inputs);
 void check_point_sample_backward_args(const at::Tensor& grad_output, const at::Tensor& points,
                                       int64_t height, int64_t width);
+// Validates select_uncertain_points' arguments: (N, C) floating logits, (N, C, 2) floating
+// candidates on the same device, 0 <= num_uncertain <= C < 2^31.
+void check_select_uncertain_points_args(const at::Tensor& candidate_logits,
+                                        const at::Tensor& candidates, int64_t num_uncertain);
 // The kernels' compute and output element types for point_sample inputs of element type scalar_t.
 template <typename scalar_t>
 using sample_acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;

@@ -6,10 +6,10 @@ from .criterion import SetCriterion, average_num_masks
 from .inference import panoptic_inference, semantic_inference
 from .mask_functions import LOSS_IMPLS, get_mask_functions
 from .matching import HungarianMatcher, NonFiniteCostError, classification_cost, hungarian_assignment
-from .targets import semantic_to_segments
+from .targets import concatenated, pack_masks, semantic_to_segments
 
 __all__ = [
     'HungarianMatcher', 'LOSS_IMPLS', 'NonFiniteCostError', 'SetCriterion', 'average_num_masks',
-    'classification_cost', 'get_mask_functions', 'hungarian_assignment',
-    'panoptic_inference', 'semantic_inference', 'semantic_to_segments'
+    'classification_cost', 'concatenated', 'get_mask_functions', 'hungarian_assignment',
+    'pack_masks', 'panoptic_inference', 'semantic_inference', 'semantic_to_segments'
 ]

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from .mask_functions import get_mask_functions
 from .matching import HungarianMatcher, sampled_validity
+from .targets import concatenated
 
 
 def average_num_masks(gt_labels: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -115,11 +116,12 @@ class SetCriterion:
                                             generator, gt_valid)
         num_layers = len(all_cls_logits)
         # The exact losses save their targets for backward: one concatenation of all masks (and
-        # valid maps) shared by every layer, instead of one matched copy per layer.
+        # valid maps) shared by every layer, instead of one matched copy per layer; no copy at
+        # all when the masks are views of one buffer (pack_masks).
         shared = None
         if self.num_points is None:
             every_mask = [(None, torch.arange(len(masks))) for masks in gt_masks]
-            shared = (torch.cat(list(gt_masks)),
+            shared = (concatenated(gt_masks),
                       None if gt_valid is None else _matched_valid(gt_valid, every_mask))
         losses = {}
         for layer, (cls_logits, mask_logits, layer_indices) in enumerate(
@@ -153,7 +155,7 @@ class SetCriterion:
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Focal and dice losses of the matched masks, summed and divided by ``num_masks``;
         ``gt_valid``: None, or per image the (H, W) bool map of the pixels that count;
-        ``shared``: ``torch.cat(gt_masks)`` and the matching concatenation of valid maps, used as
+        ``shared``: the masks concatenated (:func:`.targets.concatenated`) and the matching concatenation of valid maps, used as
         the targets when every mask is matched (always, unless an image has more than Q)."""
         if self.num_points is None:
             # Pairs in ground-truth order, so that a full matching lines up with ``shared``.

@@ -100,23 +100,47 @@ class HungarianMatcher:
                    gt_valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
         """Unweighted (class, focal, dice) cost matrices (Q, M) of one image; ``gt_valid``: None
         or the (H, W) bool map of the pixels that count."""
-        cost_class = classification_cost(cls_logits, gt_labels)
+        return self.layer_cost_terms([cls_logits], [mask_logits], gt_labels, gt_masks, generator,
+                                     gt_valid)[0]
+
+    @torch.no_grad()
+    def layer_cost_terms(self, layer_cls_logits: Sequence[torch.Tensor],
+                         layer_mask_logits: Sequence[torch.Tensor], gt_labels: torch.Tensor,
+                         gt_masks: torch.Tensor,
+                         generator: Optional[torch.Generator] = None,
+                         gt_valid: Optional[torch.Tensor] = None) -> List[Tuple[torch.Tensor, ...]]:
+        """:meth:`cost_terms` of several decoder layers of one image, per layer.
+
+        With ``num_points`` all layers are costed at the same random points, drawn once; the
+        targets are sampled once and each layer's logits separately (a stack of the layers
+        would be a copy of them).
+        """
+        fn = self.functions
+        costs_class = [classification_cost(cls, gt_labels) for cls in layer_cls_logits]
         if gt_labels.numel() == 0:
-            empty = cost_class.new_zeros(cost_class.shape)
-            return cost_class, empty, empty
+            return [(cost, cost.new_zeros(cost.shape), cost.new_zeros(cost.shape))
+                    for cost in costs_class]
         if self.num_points is None:
-            preds, targets, valid = mask_logits, gt_masks, gt_valid
+            targets, valid = gt_masks, gt_valid
+
+            def sample(logits):
+                return logits
         else:
-            fn = self.functions
-            points = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
-            preds = fn.point_sample(mask_logits[None], points)[0]
+            points = torch.rand(1, self.num_points, 2, device=layer_mask_logits[0].device,
+                                generator=generator)
             targets = fn.point_sample(gt_masks[None], points)[0]
             valid = None if gt_valid is None else sampled_validity(fn, gt_valid[None, None],
                                                                    points)[0, 0]
-        cost_focal, cost_dice = self.functions.pairwise_mask_costs(
-            preds, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, eps=self.dice_eps,
-            valid=valid)
-        return cost_class, cost_focal, cost_dice
+
+            def sample(logits):
+                return fn.point_sample(logits[None], points)[0]
+        costs = []
+        for cost_class, masks in zip(costs_class, layer_mask_logits):
+            cost_focal, cost_dice = fn.pairwise_mask_costs(
+                sample(masks), targets, alpha=self.focal_alpha, gamma=self.focal_gamma,
+                eps=self.dice_eps, valid=valid)
+            costs.append((cost_class, cost_focal, cost_dice))
+        return costs
 
     @torch.no_grad()
     def __call__(self,
@@ -163,27 +187,17 @@ class HungarianMatcher:
             raise ValueError(f'got {len(gt_valid)} valid maps for a batch of {batch_size} '
                              'predictions')
         weights = (self.cost_class, self.cost_focal, self.cost_dice)
-        num_layers, num_queries = len(all_cls_logits), all_cls_logits[0].shape[1]
-        per_image = []  # per image, the (L, Q, M) class, focal and dice costs
-        for image, (labels, gts) in enumerate(zip(gt_labels, gt_masks)):
-            valid = None if gt_valid is None else gt_valid[image]
-            if self.num_points is None:
-                # Layer by layer: a stack of all layers' mask logits would be a copy of them.
-                layer_terms = [self.cost_terms(cls[image], masks[image], labels, gts, None, valid)
-                               for cls, masks in zip(all_cls_logits, all_mask_logits)]
-                per_image.append([torch.stack(term) for term in zip(*layer_terms)])
-                continue
-            # All layers at once, so that they share the image's random points.
-            cls = torch.stack([layer[image] for layer in all_cls_logits]).flatten(0, 1)
-            masks = torch.stack([layer[image] for layer in all_mask_logits]).flatten(0, 1)
-            image_terms = self.cost_terms(cls, masks, labels, gts, generator, valid)
-            per_image.append([term.view(num_layers, num_queries, len(labels)) for term in image_terms])
+        num_layers = len(all_cls_logits)
+        per_image = [  # per image, per layer, the (Q, M) class, focal and dice costs
+            self.layer_cost_terms([layer[image] for layer in all_cls_logits],
+                                  [layer[image] for layer in all_mask_logits], labels, gts,
+                                  generator, None if gt_valid is None else gt_valid[image])
+            for image, (labels, gts) in enumerate(zip(gt_labels, gt_masks))]
         terms, totals = [], []
         for layer in range(num_layers):
             for image in range(batch_size):
-                layer_terms = [term[layer] for term in per_image[image]]
-                terms.append(layer_terms)
-                totals.append(sum(w * t for w, t in zip(weights, layer_terms)))
+                terms.append(per_image[image][layer])
+                totals.append(sum(w * t for w, t in zip(weights, terms[-1])))
         try:
             assignment = hungarian_assignment(totals)
         except NonFiniteCostError as error:

@@ -1,5 +1,5 @@
 """Ground-truth conversion: semantic label maps to per-segment binary masks."""
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -30,3 +30,30 @@ def semantic_to_segments(sem_seg: torch.Tensor, num_classes: int,
                          f'(ids 0..{num_classes - 1}) and ignore_index={ignore_index}')
     masks = sem_seg[None] == labels[:, None, None]
     return labels, masks
+
+
+def pack_masks(masks: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """The images' (M_b, H, W) masks as consecutive views of one contiguous buffer.
+
+    :func:`concatenated` then returns that buffer without a copy: the exact losses of every
+    decoder layer save it for backward, so the ground truth is held once instead of twice.
+    """
+    if len(masks) == 0:
+        return []
+    return list(torch.cat(list(masks)).split([len(m) for m in masks]))
+
+
+def concatenated(masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(masks)``: a view when the masks are consecutive pieces of one contiguous
+    tensor (as :func:`pack_masks` makes them), else a copy."""
+    first = masks[0]
+    offset = first.storage_offset()
+    for piece in masks:
+        if (not piece.is_contiguous() or piece.dtype != first.dtype or
+                piece.shape[1:] != first.shape[1:] or piece.device != first.device or
+                piece.untyped_storage().data_ptr() != first.untyped_storage().data_ptr() or
+                piece.storage_offset() != offset):
+            return torch.cat(list(masks))
+        offset += piece.numel()
+    size = (sum(len(piece) for piece in masks), ) + tuple(first.shape[1:])
+    return first.as_strided(size, first.stride(), first.storage_offset())

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, SampleList
 
-from ..core import SetCriterion, panoptic_inference, semantic_inference, semantic_to_segments
+from ..core import (SetCriterion, pack_masks, panoptic_inference, semantic_inference,
+                    semantic_to_segments)
 from ..registry import MODELS, SCOPE, TASK_UTILS
 from .pixel_decoder import c2_xavier_fill
 from .transformer import DetrTransformerDecoder, SinePositionalEncoding
@@ -192,13 +193,15 @@ class MaskFormerHead(BaseModule):
     def segments_from_samples(self, batch_data_samples: SampleList
                               ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """Training targets per image: from ``gt_panoptic_seg`` (one mask per thing instance and
-        per stuff class) when the sample has it, else one mask per class of ``gt_sem_seg``."""
+        per stuff class) when the sample has it, else one mask per class of ``gt_sem_seg``. The
+        masks of all images are views of one buffer (:func:`pack_masks`), which the criterion
+        keeps for backward without copying it."""
         segments = [
             panoptic_segments(sample) if 'gt_panoptic_seg' in sample else
             semantic_to_segments(sample.gt_sem_seg.data, self.num_classes, self.ignore_index)
             for sample in batch_data_samples
         ]
-        return [labels for labels, _ in segments], [masks for _, masks in segments]
+        return [labels for labels, _ in segments], pack_masks([masks for _, masks in segments])
 
     def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],
                 test_cfg: ConfigType = None) -> torch.Tensor:

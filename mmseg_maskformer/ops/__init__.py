@@ -64,6 +64,13 @@ def point_sample(inputs: torch.Tensor, points: torch.Tensor,
     return _backend(inputs.device).point_sample(inputs, points, align_corners)
 
 
+def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Tensor,
+                            num_uncertain: int) -> torch.Tensor:
+    """The least certain candidates per mask; see :func:`.reference.select_uncertain_points`."""
+    return _backend(candidate_logits.device).select_uncertain_points(candidate_logits, candidates,
+                                                                     num_uncertain)
+
+
 def sample_uncertain_points(mask_logits: torch.Tensor,
                             num_points: int,
                             oversample_ratio: float = 3.0,
@@ -77,5 +84,5 @@ def sample_uncertain_points(mask_logits: torch.Tensor,
 
 __all__ = [
     'extension_available', 'fused', 'pairwise_mask_costs', 'point_sample', 'reference',
-    'sample_uncertain_points', 'sigmoid_focal_dice_loss'
+    'sample_uncertain_points', 'select_uncertain_points', 'sigmoid_focal_dice_loss'
 ]

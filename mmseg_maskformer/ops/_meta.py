@@ -46,6 +46,11 @@ def _point_sample_backward_fake(grad_output, points, height, width, align_corner
     return grad_output.new_empty((grad_output.shape[0], grad_output.shape[1], height, width))
 
 
+@register_fake('mmseg_maskformer::select_uncertain_points')
+def _select_uncertain_points_fake(candidate_logits, candidates, num_uncertain):
+    return candidates.new_empty((candidates.shape[0], num_uncertain, 2))
+
+
 def _loss_setup_context(ctx, inputs, output):
     mask_logits, targets, alpha, gamma, eps, valid = inputs
     # Three floats per mask (four with valid); the backward recomputes everything else from

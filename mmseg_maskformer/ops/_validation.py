@@ -122,6 +122,27 @@ def check_point_sample_inputs(inputs: torch.Tensor, points: torch.Tensor) -> Non
         raise ValueError(f'points are on {points.device} but inputs are on {inputs.device}')
 
 
+def check_select_uncertain_inputs(candidate_logits: torch.Tensor, candidates: torch.Tensor,
+                                  num_uncertain: int) -> None:
+    """(N, C) floating logits of (N, C, 2) floating candidates, 0 <= num_uncertain <= C."""
+    check_logits('candidate_logits', candidate_logits, (2, ))
+    if (not isinstance(candidates, torch.Tensor) or
+            tuple(candidates.shape) != tuple(candidate_logits.shape) + (2, )):
+        shape = (tuple(candidates.shape) if isinstance(candidates, torch.Tensor) else
+                 type(candidates).__name__)
+        raise ValueError(f'candidates must have shape (N, C, 2) = '
+                         f'{tuple(candidate_logits.shape) + (2, )} for candidate_logits '
+                         f'{tuple(candidate_logits.shape)}, got {shape}')
+    if not candidates.is_floating_point():
+        raise TypeError(f'candidates must be floating point, got {candidates.dtype}')
+    if candidates.device != candidate_logits.device:
+        raise ValueError(f'candidates are on {candidates.device} but candidate_logits are on '
+                         f'{candidate_logits.device}')
+    if not 0 <= num_uncertain <= candidate_logits.shape[1]:
+        raise ValueError(f'num_uncertain must be in [0, {candidate_logits.shape[1]}] (the number '
+                         f'of candidates), got {num_uncertain}')
+
+
 def point_sample_dtype(inputs: torch.Tensor) -> torch.dtype:
     """Samples have the dtype of floating inputs; those of bool and uint8 inputs are float32."""
     return inputs.dtype if inputs.is_floating_point() else torch.float32

@@ -9,7 +9,8 @@ from typing import Optional, Tuple
 import torch
 
 from ._extension import require_extension
-from ._validation import check_cost_inputs, check_loss_inputs, check_point_sample_inputs
+from ._validation import (check_cost_inputs, check_loss_inputs, check_point_sample_inputs,
+                          check_select_uncertain_inputs)
 from .reference import sample_uncertain_points_with
 
 
@@ -69,12 +70,25 @@ def point_sample(inputs: torch.Tensor, points: torch.Tensor,
     return _ops().point_sample(inputs, points, bool(align_corners))
 
 
+def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Tensor,
+                            num_uncertain: int) -> torch.Tensor:
+    """The candidates with the least certain logits, by a per-mask selection on CPU.
+
+    See :func:`mmseg_maskformer.ops.reference.select_uncertain_points`; the same set (candidates
+    with equal ``|logit|`` go by index), in another order. Not differentiable (points carry no
+    gradient).
+    """
+    check_select_uncertain_inputs(candidate_logits, candidates, num_uncertain)
+    return _ops().select_uncertain_points(candidate_logits, candidates, int(num_uncertain))
+
+
 def sample_uncertain_points(mask_logits: torch.Tensor,
                             num_points: int,
                             oversample_ratio: float = 3.0,
                             importance_sample_ratio: float = 0.75,
                             generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """:func:`mmseg_maskformer.ops.reference.sample_uncertain_points` with the compiled
-    ``point_sample``; both draw the same random numbers."""
-    return sample_uncertain_points_with(point_sample, mask_logits, num_points, oversample_ratio,
-                                        importance_sample_ratio, generator)
+    ``point_sample`` and ``select_uncertain_points``; both draw the same random numbers."""
+    return sample_uncertain_points_with(point_sample, select_uncertain_points, mask_logits,
+                                        num_points, oversample_ratio, importance_sample_ratio,
+                                        generator)

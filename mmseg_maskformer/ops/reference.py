@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import (check_cost_inputs, check_loss_inputs, check_point_sample_inputs,
-                          point_sample_dtype)
+                          check_select_uncertain_inputs, point_sample_dtype)
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -146,15 +146,38 @@ def sample_uncertain_points(mask_logits: torch.Tensor,
     Returns:
         (N, num_points, 2) float32 points.
     """
-    return sample_uncertain_points_with(point_sample, mask_logits, num_points, oversample_ratio,
-                                        importance_sample_ratio, generator)
+    return sample_uncertain_points_with(point_sample, select_uncertain_points, mask_logits,
+                                        num_points, oversample_ratio, importance_sample_ratio,
+                                        generator)
 
 
-def sample_uncertain_points_with(point_sample_fn, mask_logits: torch.Tensor, num_points: int,
-                                 oversample_ratio: float, importance_sample_ratio: float,
+def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Tensor,
+                            num_uncertain: int) -> torch.Tensor:
+    """The ``num_uncertain`` candidates of each mask with the least certain logits.
+
+    Args:
+        candidate_logits: (N, C) logits at the candidates.
+        candidates: (N, C, 2) points.
+        num_uncertain: how many to keep per mask.
+
+    Returns:
+        (N, num_uncertain, 2): the candidates with the highest ``-|logit|`` (NaN counts as
+        highest), as Mask2Former's ``topk``, in no particular order (losses average over
+        points).
+    """
+    check_select_uncertain_inputs(candidate_logits, candidates, num_uncertain)
+    # The same set as Mask2Former's sorted topk; leaving it unsorted halves the cost of the topk.
+    index = torch.topk(-candidate_logits.abs(), k=num_uncertain, dim=1, sorted=False).indices
+    return torch.gather(candidates, 1, index[..., None].expand(-1, -1, 2))
+
+
+def sample_uncertain_points_with(point_sample_fn, select_fn, mask_logits: torch.Tensor,
+                                 num_points: int, oversample_ratio: float,
+                                 importance_sample_ratio: float,
                                  generator: Optional[torch.Generator]) -> torch.Tensor:
-    """:func:`sample_uncertain_points` with a given ``point_sample`` implementation, so that
-    the reference and the compiled op draw the same random numbers in the same order."""
+    """:func:`sample_uncertain_points` with given ``point_sample`` and
+    ``select_uncertain_points`` implementations, so that the reference and the compiled ops
+    draw the same random numbers in the same order."""
     if mask_logits.dim() != 3:
         raise ValueError(f'mask_logits must have shape (N, h, w), got {tuple(mask_logits.shape)}')
     if num_points <= 0:
@@ -171,10 +194,7 @@ def sample_uncertain_points_with(point_sample_fn, mask_logits: torch.Tensor, num
     candidates = torch.rand(num_masks, num_candidates, 2, device=device, generator=generator)
     with torch.no_grad():
         candidate_logits = point_sample_fn(mask_logits.detach()[:, None], candidates)[:, 0]
-        # The same set as Mask2Former's sorted topk; the order of the points does not matter
-        # (losses average over them), and leaving them unsorted halves the cost of the topk.
-        index = torch.topk(-candidate_logits.abs(), k=num_uncertain, dim=1, sorted=False).indices
-    points = torch.gather(candidates, 1, index[..., None].expand(-1, -1, 2))
+        points = select_fn(candidate_logits, candidates, num_uncertain)
     if num_random > 0:
         random_points = torch.rand(num_masks, num_random, 2, device=device, generator=generator)
         points = torch.cat([points, random_points], dim=1)

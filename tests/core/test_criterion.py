@@ -5,7 +5,7 @@ from transformers.models.maskformer.modeling_maskformer import (MaskFormerHungar
                                                                 sigmoid_focal_loss)
 
 from mmseg_maskformer import ops
-from mmseg_maskformer.core import HungarianMatcher, SetCriterion
+from mmseg_maskformer.core import HungarianMatcher, SetCriterion, pack_masks
 
 NUM_CLASSES = 6
 
@@ -181,3 +181,24 @@ def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
     reference = make_criterion()(cls_logits, mask_logits, labels, masks)
     for key in losses:
         torch.testing.assert_close(losses[key], reference[key], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not ops.extension_available(), reason='needs the compiled extension')
+def test_packed_masks_are_saved_for_backward_without_a_copy():
+    """The head packs each batch's masks into one buffer: the losses then keep that buffer."""
+    cls_logits, mask_logits, labels, masks = random_outputs(layers=2)
+    packed = pack_masks(masks)
+    criterion = SetCriterion(NUM_CLASSES, HungarianMatcher(loss_impl='fused'), loss_impl='fused')
+    saved = []
+
+    def pack(tensor):
+        if tensor.dtype == torch.bool:
+            saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        losses = criterion(cls_logits, mask_logits, labels, packed)
+    assert len(saved) == 2 and {t.data_ptr() for t in saved} == {packed[0].data_ptr()}
+    unpacked = criterion(cls_logits, mask_logits, labels, masks)
+    for key in losses:
+        torch.testing.assert_close(losses[key], unpacked[key], rtol=0, atol=0)

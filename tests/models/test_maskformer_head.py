@@ -4,7 +4,7 @@ from mmdet.models.layers import PixelDecoder as MMDetPixelDecoder
 from mmdet.models.layers import TransformerEncoderPixelDecoder as MMDetEncoderPixelDecoder
 from mmseg.registry import MODELS, TASK_UTILS
 
-from mmseg_maskformer.core import HungarianMatcher, semantic_inference
+from mmseg_maskformer.core import HungarianMatcher, semantic_inference, semantic_to_segments
 from mmseg_maskformer.models import BasePixelDecoder, MaskFormerHead, TransformerEncoderPixelDecoder
 from mmseg_maskformer.models.maskformer_head import network_input_size
 
@@ -59,6 +59,17 @@ def test_loss_keys_finite_and_backward_reaches_every_parameter():
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     missing = [n for n, p in head.named_parameters() if p.grad is None]
     assert not missing, missing
+
+
+def test_targets_of_a_batch_are_views_of_one_buffer():
+    sem = torch.randint(0, NUM_CLASSES, (3, 16, 16))
+    labels, masks = build_head().segments_from_samples([sample_with_gt(s) for s in sem])
+    for image in range(3):
+        expected_labels, expected_masks = semantic_to_segments(sem[image], NUM_CLASSES)
+        assert torch.equal(labels[image], expected_labels)
+        assert torch.equal(masks[image], expected_masks)
+    assert len({m.untyped_storage().data_ptr() for m in masks}) == 1
+    assert masks[1].storage_offset() == masks[0].numel()
 
 
 def test_crop_without_segments_trains_with_class_loss_only():

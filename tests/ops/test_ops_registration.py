@@ -54,6 +54,11 @@ def test_opcheck_point_sample(fused, randn, generator, device):
                           (randn((2, 3, 5)), points, 7, 9, True))
 
 
+def test_opcheck_select_uncertain_points(fused, randn, generator, device):
+    candidates = torch.rand(3, 40, 2, generator=generator).to(device)
+    torch.library.opcheck(_op('select_uncertain_points'), (randn((3, 40)), candidates, 10))
+
+
 def test_torch_compile_fullgraph(fused, randn, make_targets, generator, device):
     """The ops trace as opaque custom ops with fake kernels and autograd: one graph."""
 

@@ -147,7 +147,87 @@ def test_sample_uncertain_points_same_draws(fused, randn, device, num_points, ov
 
     points = draw(fused)
     assert points.shape == (3, num_points, 2) and points.dtype == torch.float32
-    torch.testing.assert_close(points, draw(reference), rtol=0, atol=0)
+    # The same points; the compiled selection lists the uncertain ones in another order.
+    torch.testing.assert_close(_by_position(points), _by_position(draw(reference)), rtol=0, atol=0)
+
+
+def _by_position(points):
+    """(N, P, 2) points sorted per mask by x, then y: compares point sets."""
+    for coordinate in (1, 0):  # stable sorts: by y, then by x
+        order = points[..., coordinate].argsort(dim=1, stable=True)
+        points = torch.gather(points, 1, order[..., None].expand(-1, -1, 2))
+    return points
+
+
+def _distinct_magnitudes(shape, generator, device, dtype=torch.float32):
+    """Logits whose |x| differ within each row (topk leaves the choice among equal ones open)."""
+    magnitudes = torch.stack([torch.randperm(shape[1], generator=generator) + 0.5
+                              for _ in range(shape[0])]) / shape[1]
+    signs = torch.randint(0, 2, shape, generator=generator) * 2 - 1
+    return (4 * magnitudes * signs).to(device=device, dtype=dtype)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('num_candidates, num_uncertain', [(200, 50), (37, 37), (9, 0), (1, 1)])
+def test_select_uncertain_points_matches_reference(fused, generator, device, dtype,
+                                                   num_candidates, num_uncertain):
+    # Strided logits (a transposed view), as the sampler's (N, 1, C)[:, 0] ones can be.
+    logits = _distinct_magnitudes((3, num_candidates), generator, device, dtype).T.contiguous().T
+    candidates = torch.rand(3, num_candidates, 2, generator=generator).to(device)
+    selected = fused.select_uncertain_points(logits, candidates, num_uncertain)
+    assert selected.shape == (3, num_uncertain, 2) and selected.dtype == torch.float32
+    expected = reference.select_uncertain_points(logits, candidates, num_uncertain)
+    torch.testing.assert_close(_by_position(selected), _by_position(expected), rtol=0, atol=0)
+
+
+def test_select_uncertain_points_realistic_size(fused, generator, device):
+    """Mask2Former's sizes: 3 × 12544 candidates, 0.75 × 12544 kept, 40 masks."""
+    logits = _distinct_magnitudes((40, 37632), generator, device)
+    candidates = torch.rand(40, 37632, 2, generator=generator).to(device)
+    selected = fused.select_uncertain_points(logits, candidates, 9408)
+    expected = reference.select_uncertain_points(logits, candidates, 9408)
+    torch.testing.assert_close(_by_position(selected), _by_position(expected), rtol=0, atol=0)
+
+
+def test_select_uncertain_points_ties_and_nan(fused, device):
+    candidates = torch.arange(12, dtype=torch.float32, device=device).view(1, 6, 2) / 12
+    logits = torch.tensor([[0.5, -0.5, 0.1, 2.0, float('nan'), -0.1]], device=device)
+    # NaN is the least certain (as topk(-|x|) ranks it), then |x| = 0.1 twice.
+    for module in (fused, reference):
+        chosen = module.select_uncertain_points(logits, candidates, 3)
+        assert sorted((chosen[0, :, 0] * 6).round().long().tolist()) == [2, 4, 5]
+    if device.type == 'cpu':  # equal |logit|: the lower candidate index (topk leaves it open)
+        chosen = fused.select_uncertain_points(logits, candidates, 4)
+        assert sorted((chosen[0, :, 0] * 6).round().long().tolist()) == [0, 2, 4, 5]
+
+
+@pytest.mark.parametrize('logits_shape, candidates_shape, num_uncertain, message', [
+    ((2, 5, 1), (2, 5, 2), 1, 'candidate_logits must have 2 dimensions'),
+    ((2, 5), (2, 4, 2), 1, r'candidates must have shape \(N, C, 2\) = \(2, 5, 2\)'),
+    ((2, 5), (2, 5, 2), 6, r'num_uncertain must be in \[0, 5\]'),
+    ((2, 5), (2, 5, 2), -1, r'num_uncertain must be in \[0, 5\]'),
+])
+def test_select_uncertain_points_rejects_bad_inputs(fused, device, logits_shape, candidates_shape,
+                                                    num_uncertain, message):
+    logits, candidates = torch.zeros(logits_shape, device=device), torch.zeros(candidates_shape,
+                                                                                device=device)
+    for module in (reference, fused):
+        with pytest.raises(ValueError, match=message):
+            module.select_uncertain_points(logits, candidates, num_uncertain)
+
+
+@pytest.mark.parametrize('logits_shape, candidates_shape, num_uncertain, message', [
+    ((2, 5, 1), (2, 5, 2), 1, 'candidate_logits must be a floating'),
+    ((2, 5), (2, 4, 2), 1, r'candidates must be a floating \(N, C, 2\) tensor'),
+    ((2, 5), (2, 5, 2), 6, r'num_uncertain must be in \[0, 5\]'),
+])
+def test_select_uncertain_points_kernel_checks_direct_calls(fused, device, logits_shape,
+                                                            candidates_shape, num_uncertain,
+                                                            message):
+    logits, candidates = torch.zeros(logits_shape, device=device), torch.zeros(candidates_shape,
+                                                                                device=device)
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.mmseg_maskformer.select_uncertain_points(logits, candidates, num_uncertain)
 
 
 def test_deterministic_algorithms(fused, randn, generator, device):
@@ -238,13 +318,9 @@ def test_sample_uncertain_points_selects_mask2former_points():
     mmdet_point_sample = pytest.importorskip('mmdet.models.utils.point_sample')
     logits = 3 * torch.randn(4, 12, 10, generator=torch.Generator().manual_seed(0))
 
-    def by_position(points):  # (N, P, 2) sorted per mask by x, then y
-        key = points[..., 0] * 4 + points[..., 1]
-        return torch.gather(points, 1, key.argsort(1)[..., None].expand(-1, -1, 2))
-
     torch.manual_seed(5)
     expected = mmdet_point_sample.get_uncertain_point_coords_with_randomness(
         logits[:, None], None, 50, 3.0, 0.75)
     torch.manual_seed(5)
     got = reference.sample_uncertain_points(logits, 50, 3.0, 0.75)
-    torch.testing.assert_close(by_position(got), by_position(expected), rtol=0, atol=0)
+    torch.testing.assert_close(_by_position(got), _by_position(expected), rtol=0, atol=0)

@@ -2,8 +2,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../ops.h"
@@ -314,11 +318,86 @@ at::Tensor point_sample_backward_cpu(const at::Tensor& grad_output, const at::Te
   return grad_input;
 }
 
+// Sort keys of select_uncertain_kernel ordered by (|logit|, candidate index), NaN first. float
+// logits pack both into one integer (the bits of a non-negative float order as the float does),
+// which nth_element compares much faster than a pair.
+template <typename acc_t>
+struct UncertaintyKey {
+  using type = std::pair<acc_t, int64_t>;
+  static type make(acc_t value, int64_t index) {
+    return {std::isnan(value) ? acc_t(-1) : std::abs(value), index};
+  }
+  static int64_t index(const type& key) { return key.second; }
+};
+
+template <>
+struct UncertaintyKey<float> {
+  using type = uint64_t;
+  static type make(float value, int64_t index) {
+    const float magnitude = std::isnan(value) ? 0.0f : std::abs(value);
+    uint32_t bits;
+    std::memcpy(&bits, &magnitude, sizeof(bits));
+    return (static_cast<uint64_t>(bits) << 32) | static_cast<uint64_t>(index);
+  }
+  static int64_t index(type key) { return static_cast<int64_t>(key & 0xffffffffu); }
+};
+
+// One task per mask: a selection (nth_element) of its candidates by (|logit|, index) and a copy
+// of the selected ones, where topk(-|logit|) + gather take three passes and a sort buffer. NaN
+// logits rank as the least certain, as in topk(-|logit|); equal ones go by candidate index.
+template <typename scalar_t, typename point_t>
+void select_uncertain_kernel(const at::Tensor& candidate_logits, const at::Tensor& candidates,
+                             int64_t num_uncertain, at::Tensor& output) {
+  using Key = UncertaintyKey<sample_acc_t<scalar_t>>;
+  const int64_t num_candidates = candidate_logits.size(1);
+  const scalar_t* logits = candidate_logits.const_data_ptr<scalar_t>();
+  const int64_t sn = candidate_logits.stride(0), sc = candidate_logits.stride(1);
+  const point_t* xy = candidates.const_data_ptr<point_t>();
+  point_t* out = output.mutable_data_ptr<point_t>();
+  at::parallel_for(0, candidate_logits.size(0), 1, [&](int64_t begin, int64_t end) {
+    std::vector<typename Key::type> keys(num_candidates);
+    for (int64_t n = begin; n < end; ++n) {
+      const scalar_t* row = logits + n * sn;
+      for (int64_t c = 0; c < num_candidates; ++c) {
+        keys[c] = Key::make(static_cast<sample_acc_t<scalar_t>>(row[c * sc]), c);
+      }
+      std::nth_element(keys.begin(), keys.begin() + num_uncertain, keys.end());
+      const point_t* points = xy + 2 * n * num_candidates;
+      point_t* selected = out + 2 * n * num_uncertain;
+      for (int64_t i = 0; i < num_uncertain; ++i) {
+        const int64_t c = Key::index(keys[i]);
+        selected[2 * i] = points[2 * c];
+        selected[2 * i + 1] = points[2 * c + 1];
+      }
+    }
+  });
+}
+
+at::Tensor select_uncertain_points_cpu(const at::Tensor& candidate_logits,
+                                       const at::Tensor& candidates, int64_t num_uncertain) {
+  check_select_uncertain_points_args(candidate_logits, candidates, num_uncertain);
+  at::Tensor output = at::empty({candidates.size(0), num_uncertain, 2}, candidates.options());
+  if (output.numel() == 0) return output;
+  const at::Tensor points = candidates.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, candidate_logits.scalar_type(), "select_uncertain_points_cpu",
+      [&] {
+        using logit_t = scalar_t;
+        AT_DISPATCH_FLOATING_TYPES_AND2(
+            at::kHalf, at::kBFloat16, points.scalar_type(), "select_uncertain_points_cpu", [&] {
+              select_uncertain_kernel<logit_t, scalar_t>(candidate_logits, points,
+                                                         num_uncertain, output);
+            });
+      });
+  return output;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mmseg_maskformer, CPU, m) {
   m.impl("point_sample", TORCH_FN(point_sample_cpu));
   m.impl("point_sample_backward", TORCH_FN(point_sample_backward_cpu));
+  m.impl("select_uncertain_points", TORCH_FN(select_uncertain_points_cpu));
 }
 
 }  // namespace ops

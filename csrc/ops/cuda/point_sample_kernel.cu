@@ -98,11 +98,22 @@ at::Tensor point_sample_backward_cuda(const at::Tensor& grad_output, const at::T
   return grad_input.to(grad_output.scalar_type());
 }
 
+// The reference's topk + gather: on a GPU they are single fast kernels already (the CPU op
+// exists because the CPU topk needs a sort buffer and separate passes).
+at::Tensor select_uncertain_points_cuda(const at::Tensor& candidate_logits,
+                                        const at::Tensor& candidates, int64_t num_uncertain) {
+  check_select_uncertain_points_args(candidate_logits, candidates, num_uncertain);
+  const at::Tensor index = std::get<1>(at::topk(candidate_logits.abs().neg(), num_uncertain,
+                                                /*dim=*/1, /*largest=*/true, /*sorted=*/false));
+  return at::gather(candidates, 1, index.unsqueeze(-1).expand({-1, -1, 2}));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mmseg_maskformer, CUDA, m) {
   m.impl("point_sample", TORCH_FN(point_sample_cuda));
   m.impl("point_sample_backward", TORCH_FN(point_sample_backward_cuda));
+  m.impl("select_uncertain_points", TORCH_FN(select_uncertain_points_cuda));
 }
 
 }  // namespace ops
