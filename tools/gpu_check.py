@@ -135,6 +135,20 @@ def uncertain_points_case(ops, device, dtype, num_masks, low, num_points):
     return dict(uniform_points=points[:, num_uncertain:], importance_uncertainty=uncertainty)
 
 
+def select_uncertain_case(ops, device, dtype, num_masks, num_candidates, num_uncertain):
+    """Candidates on a line, so that each chosen point names its candidate; compared through the
+    sorted |logit| of the chosen ones (the op returns them in no particular order, and equal
+    |logit| may be chosen either way)."""
+    logits = 4 * torch.randn(num_masks, num_candidates, generator=_generator(), dtype=torch.float64)
+    logits = logits.to(device=device, dtype=dtype)
+    x = (torch.arange(num_candidates, dtype=torch.float64) + 0.5) / num_candidates
+    candidates = torch.stack([x, torch.full_like(x, 0.5)], dim=-1).float().to(device)
+    chosen = ops.select_uncertain_points(logits, candidates.expand(num_masks, -1, -1),
+                                         num_uncertain)
+    index = (chosen[..., 0].double() * num_candidates - 0.5).round().long()
+    return dict(chosen_uncertainty=logits.gather(1, index).abs().sort(dim=1).values)
+
+
 # name -> (builder, full-size arguments, quick arguments, compare with the CPU kernels). The one
 # list of ops this script checks: extend it when an op is added.
 CASES = {
@@ -149,6 +163,8 @@ CASES = {
         (cost_case, (100, 100, (256, 256), (1024, 2048)), (10, 6, (32, 64), (128, 256)), True),
     'pairwise_mask_costs points': (point_cost_case, (100, 400, POINTS), (10, 8, 500), True),
     'point_sample': (point_sample_case, (400, (128, 128), POINTS), (8, (32, 32), 500), True),
+    'select_uncertain_points': (select_uncertain_case, (400, 3 * POINTS, 3 * POINTS // 4),
+                                (8, 1500, 375), True),
     'sample_uncertain_points':
         (uncertain_points_case, (400, (128, 128), POINTS), (8, (32, 32), 500), False),
 }
