@@ -67,6 +67,21 @@ def test_match_layers_equals_per_layer_calls():
             assert r.tolist() == r2.tolist() and c.tolist() == c2.tolist()
 
 
+def test_point_sampled_layers_share_the_image_points():
+    """Each image draws its points once for all layers: every layer's costs equal a one-layer
+    call with the same generator state."""
+    cls_logits, mask_logits, labels, masks = random_batch(segments=(4, 3))
+    matcher = HungarianMatcher(loss_impl='reference', num_points=40)
+    layers = [(cls_logits, mask_logits), (cls_logits.flip(1), mask_logits.flip(1) * 2)]
+    together = matcher.layer_cost_terms([c[0] for c, _ in layers], [m[0] for _, m in layers],
+                                        labels[0], masks[0], torch.Generator().manual_seed(4))
+    for (cls, mask), terms in zip(layers, together):
+        alone = matcher.cost_terms(cls[0], mask[0], labels[0], masks[0],
+                                   torch.Generator().manual_seed(4))
+        for got, expected in zip(terms, alone):
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_matcher_names_nan_mask_logits():
     cls_logits, mask_logits, labels, masks = random_batch(segments=(2, 3))
     mask_logits[1, 0, 0, 0] = float('nan')
