@@ -155,8 +155,9 @@ class SetCriterion:
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Focal and dice losses of the matched masks, summed and divided by ``num_masks``;
         ``gt_valid``: None, or per image the (H, W) bool map of the pixels that count;
-        ``shared``: the masks concatenated (:func:`.targets.concatenated`) and the matching concatenation of valid maps, used as
-        the targets when every mask is matched (always, unless an image has more than Q)."""
+        ``shared``: the masks concatenated (:func:`.targets.concatenated`) and the matching
+        concatenation of valid maps, used as the targets when every mask is matched (always,
+        unless an image has more than Q)."""
         if self.num_points is None:
             # Pairs in ground-truth order, so that a full matching lines up with ``shared``.
             orders = [gt_idx.argsort() for _, gt_idx in indices]

@@ -161,11 +161,8 @@ def test_more_segments_than_queries_matches_transformers():
     torch.testing.assert_close(ours['loss_dice'], hf['loss_dice'], rtol=1e-5, atol=0)
 
 
-@pytest.mark.skipif(not ops.extension_available(), reason='needs the compiled extension')
-def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
-    cls_logits, mask_logits, labels, masks = random_outputs(layers=4)
-    matcher = HungarianMatcher(loss_impl='fused')
-    criterion = SetCriterion(NUM_CLASSES, matcher, loss_impl='fused')
+def bool_tensors_saved_for_backward(criterion, *inputs):
+    """The criterion's losses, and the bool tensors (the targets) its autograd graph saves."""
     saved = []
 
     def pack(tensor):
@@ -174,7 +171,17 @@ def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        losses = criterion(cls_logits, mask_logits, labels, masks)
+        losses = criterion(*inputs)
+    return losses, saved
+
+
+@pytest.mark.skipif(not ops.extension_available(), reason='needs the compiled extension')
+def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
+    cls_logits, mask_logits, labels, masks = random_outputs(layers=4)
+    matcher = HungarianMatcher(loss_impl='fused')
+    criterion = SetCriterion(NUM_CLASSES, matcher, loss_impl='fused')
+    losses, saved = bool_tensors_saved_for_backward(criterion, cls_logits, mask_logits, labels,
+                                                    masks)
     assert len(saved) == 4  # one per layer
     assert {t.data_ptr() for t in saved} == {saved[0].data_ptr()}
     torch.testing.assert_close(saved[0], torch.cat(masks), rtol=0, atol=0)
@@ -189,15 +196,8 @@ def test_packed_masks_are_saved_for_backward_without_a_copy():
     cls_logits, mask_logits, labels, masks = random_outputs(layers=2)
     packed = pack_masks(masks)
     criterion = SetCriterion(NUM_CLASSES, HungarianMatcher(loss_impl='fused'), loss_impl='fused')
-    saved = []
-
-    def pack(tensor):
-        if tensor.dtype == torch.bool:
-            saved.append(tensor)
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        losses = criterion(cls_logits, mask_logits, labels, packed)
+    losses, saved = bool_tensors_saved_for_backward(criterion, cls_logits, mask_logits, labels,
+                                                    packed)
     assert len(saved) == 2 and {t.data_ptr() for t in saved} == {packed[0].data_ptr()}
     unpacked = criterion(cls_logits, mask_logits, labels, masks)
     for key in losses:
