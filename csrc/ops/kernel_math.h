@@ -57,8 +57,13 @@ C10_ALWAYS_INLINE auto m_select(const V& cond, const V& a, const V& b)
   return V::blendv(b, a, cond);
 }
 
-// log1p on [0, 1], all that SigmoidTerms needs: a value type may specialise it with something
-// cheaper than a full-range log1p (cpu/vectorized.h does for float vectors).
+// exp on (-inf, 0] and log1p on [0, 1], all that SigmoidTerms needs: a value type may specialise
+// them with something cheaper than the full-range functions (cpu/vectorized.h does for float
+// vectors).
+template <typename T>
+C10_HOST_DEVICE C10_ALWAYS_INLINE T m_exp_nonpositive(const T& x) {
+  return m_exp(x);
+}
 template <typename T>
 C10_HOST_DEVICE C10_ALWAYS_INLINE T m_log1p_unit(const T& x) {
   return m_log1p(x);
@@ -129,7 +134,7 @@ struct SigmoidTerms {
   T p, pm, softplus_pos, softplus_neg;
 
   C10_HOST_DEVICE C10_ALWAYS_INLINE explicit SigmoidTerms(const T& x) {
-    const T e = m_exp(-m_abs(x));
+    const T e = m_exp_nonpositive(-m_abs(x));
     const T log_term = m_log1p_unit(e);
     const T inv = T(1) / (T(1) + e);
     const T e_inv = e * inv;

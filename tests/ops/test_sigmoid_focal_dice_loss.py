@@ -108,6 +108,24 @@ def test_saturated_logits(fused, randn, make_targets, generator, gamma):
         torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
 
 
+def test_gradient_relative_accuracy_over_the_exponent_range(fused):
+    """Gradients of logits from 0 to +-75 against the float64 reference, relative to their size
+    (no absolute slack): exp(-|x|) spans 1 to 3e-33 here, and the gradient of a logit far on the
+    wrong side of a 0 target is about that size, so an exp that lost accuracy for some exponents
+    (the vectorised CPU kernels carry their own) shows. Targets 1 with large positive logits are
+    left out: their dice terms cancel in float64 to exactly 0."""
+    magnitude = torch.linspace(0, 75, 4001)
+    logits = torch.stack([-magnitude, magnitude, -magnitude])
+    targets = torch.tensor([0, 0, 1], dtype=torch.bool)[:, None].expand(-1, 4001)
+    focal, dice, grad = _grads(fused.sigmoid_focal_dice_loss, logits, targets)
+    ref_focal, ref_dice, ref_grad = _grads(reference.sigmoid_focal_dice_loss, logits.double(),
+                                           targets)
+    assert ref_grad.abs().min() > 1e-38  # normal floats throughout
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=0)
+    torch.testing.assert_close((focal.double(), dice.double()), (ref_focal, ref_dice), rtol=1e-6,
+                               atol=0)
+
+
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize('target_size', [(8, 7), (19, 15)], ids=['same-size', 'upsample'])
 def test_low_precision_logits(fused, randn, make_targets, dtype, target_size):

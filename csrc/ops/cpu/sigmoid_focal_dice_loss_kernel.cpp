@@ -139,12 +139,63 @@ struct RowBlocks {
         count((h + size - 1) / size) {}
 };
 
+// The horizontal pass of an upsampling in float, 8 target columns at a time. The taps of 8
+// consecutive columns read at most 8 consecutive logits [base, base + 8) when the logits are
+// upsampled by more than 8 / 7: one load and two in-register permutes (vpermps) then replace the
+// 16 scalar loads of the taps, with the scalar loop's weights and products.
+class ColumnPermutes {
+ public:
+  // Empty (usable() false) when some 8 columns span more than 8 logits.
+  explicit ColumnPermutes(const std::vector<LinearTap<float>>& cols) {
+    const int64_t width = static_cast<int64_t>(cols.size());
+    for (int64_t x0 = 0; x0 < width; x0 += 8) {
+      const int64_t base = cols[x0].i0;
+      if (cols[std::min(x0 + 8, width) - 1].i1 - base >= 8) {
+        base_.clear();
+        return;
+      }
+      base_.push_back(base);
+      for (int64_t x = x0; x < x0 + 8; ++x) {
+        const LinearTap<float>& tap = cols[std::min(x, width - 1)];
+        index0_.push_back(static_cast<int32_t>(tap.i0 - base));
+        index1_.push_back(static_cast<int32_t>(tap.i1 - base));
+        weight0_.push_back(tap.l0);
+        weight1_.push_back(tap.l1);
+      }
+    }
+  }
+
+  bool usable() const { return !base_.empty(); }
+
+  // src: a logit row followed by at least 7 readable floats (their values are not used).
+  void apply(const float* src, float* dst, int64_t width) const {
+    using V = Vec<float>;
+    for_each_vec<float>(width, [&](int64_t x, auto count) {
+      const int64_t g = x / 8;
+      const V logits = V::loadu(src + base_[g]);
+      const V a = _mm256_permutevar8x32_ps(logits, load_index(index0_.data() + x));
+      const V b = _mm256_permutevar8x32_ps(logits, load_index(index1_.data() + x));
+      (V::loadu(weight0_.data() + x) * a + V::loadu(weight1_.data() + x) * b).store(dst + x, count);
+    });
+  }
+
+ private:
+  static __m256i load_index(const int32_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+
+  std::vector<int64_t> base_;
+  std::vector<int32_t> index0_, index1_;  // per target column, padded to whole groups of 8
+  std::vector<float> weight0_, weight1_;
+};
+
 // The bilinear stencil from (h, w) logits to (height, width) targets, or the identity.
 template <typename T, bool kResize>
 struct Stencil {
   int64_t h, height;
   T scale_y, scale_x;
   std::vector<LinearTap<T>> rows, cols;  // taps of each target row and column
+  std::optional<ColumnPermutes> permutes;  // float upsampling only
 
   Stencil(int64_t h, int64_t w, int64_t height, int64_t width)
       : h(h),
@@ -154,6 +205,10 @@ struct Stencil {
     if constexpr (kResize) {
       rows = linear_taps<T>(h, height);
       cols = linear_taps<T>(w, width);
+      if constexpr (std::is_same_v<T, float>) {
+        permutes.emplace(cols);
+        if (!permutes->usable()) permutes.reset();
+      }
     }
   }
 
@@ -176,7 +231,12 @@ class LogitRows {
  public:
   LogitRows(const MaskView<const scalar_t>& logits, const Stencil<T, kResize>& stencil,
             int64_t width)
-      : logits_(logits), stencil_(stencil), width_(width), source_(logits.width), row_(width) {}
+      : logits_(logits),
+        stencil_(stencil),
+        width_(width),
+        source_(logits.width),
+        padded_(logits.width + 7),
+        row_(width) {}
 
   // Mask n, target rows [y_begin, y_end) to come.
   void start(int64_t n, int64_t y_begin, int64_t y_end) {
@@ -189,6 +249,14 @@ class LogitRows {
       for (int64_t i = first_; i <= last; ++i) {
         const T* src = source_row(i);
         T* dst = resampled_.data() + (i - first_) * width_;
+        if constexpr (std::is_same_v<T, float>) {
+          if (stencil_.permutes) {
+            // Copied, so that the 7 floats past the row that the permutes load are ours.
+            std::copy(src, src + logits_.width, padded_.data());
+            stencil_.permutes->apply(padded_.data(), dst, width_);
+            continue;
+          }
+        }
         for (int64_t x = 0; x < width_; ++x) {
           const LinearTap<T>& tx = stencil_.cols[x];
           dst[x] = tx.l0 * src[tx.i0] + tx.l1 * src[tx.i1];
@@ -222,7 +290,7 @@ class LogitRows {
   const Stencil<T, kResize>& stencil_;
   const int64_t width_;
   int64_t n_ = 0, first_ = 0;
-  std::vector<T> source_, resampled_, row_;
+  std::vector<T> source_, padded_, resampled_, row_;
 };
 
 // The horizontal pass of the transposed stencil as a gather: logit column j sums the target
