@@ -23,6 +23,11 @@ include the weights, gradients and AdamW state). Time is the median over ``--rep
 one warm-up step. A second table splits the steps into phases: forward (backbone and head),
 matching (our matcher / mmdet's assigner), losses (the rest of the loss computation), backward,
 optimiser.
+
+With ``--rounds R`` every row of a size runs R times, the rows taking turns (fused, floor, fused,
+floor, ...), so that a slow spell of a shared machine falls on all of them: times, memory and
+phases are then medians over the rounds, and a ratio is the median of the R per-round ratios,
+followed by their range.
 """
 import argparse
 import json
@@ -189,9 +194,28 @@ def measure(spec):
 # driver
 
 
+def combine_rounds(runs):
+    """One result from the worker results of the rounds of a row: medians over the rounds that
+    succeeded (the first error if none did); ``rounds`` keeps every round, None where it failed,
+    for the per-round ratios."""
+    ok = [r for r in runs if 'error' not in r]
+    if not ok:
+        return runs[0]
+    return dict(time_s=statistics.median(r['time_s'] for r in ok),
+                peak_bytes=statistics.median(r['peak_bytes'] for r in ok),
+                phases={p: statistics.median(r['phases'][p] for r in ok) for p in PHASES},
+                rounds=[None if 'error' in r else r for r in runs])
+
+
 def ratio(result, ref, key):
+    """result / ref for key; over several rounds, the median of the rounds' own ratios and their
+    range."""
     if 'error' in result or ref is None or 'error' in ref:
         return '—'
+    ratios = [r[key] / f[key] for r, f in zip(result['rounds'], ref['rounds'])
+              if r is not None and f is not None]
+    if len(ratios) > 1:
+        return f'{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})'
     return f'{result[key] / ref[key]:.2f}×'
 
 
@@ -210,6 +234,8 @@ def main():
     parser.add_argument('--size', type=int, default=512, help='square crop size')
     parser.add_argument('--impls', nargs='+', default=list(IMPLS), choices=IMPLS)
     parser.add_argument('--repeats', type=int, default=3, help='timed steps after the warm-up')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='runs of every row, taking turns with the other rows of its size')
     parser.add_argument('--timeout', type=int, default=1800, help='seconds per row')
     parser.add_argument('--out', help='also write the tables (markdown) to this file')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
@@ -228,11 +254,13 @@ def main():
     rows, phase_rows = [], []
     for batch in args.batches:
         for segments in args.segments:
-            results = {}
-            for impl in args.impls:
-                spec = dict(impl=impl, batch=batch, segments=segments, size=args.size,
-                            device=args.device, repeats=args.repeats)
-                results[impl] = run_worker(spec, args.timeout, __file__)
+            runs = {impl: [] for impl in args.impls}
+            for _ in range(args.rounds):
+                for impl in args.impls:
+                    spec = dict(impl=impl, batch=batch, segments=segments, size=args.size,
+                                device=args.device, repeats=args.repeats)
+                    runs[impl].append(run_worker(spec, args.timeout, __file__))
+            results = {impl: combine_rounds(impl_runs) for impl, impl_runs in runs.items()}
             peer, floor = results.get('peer'), results.get('floor')
             for impl, r in results.items():
                 if 'error' in r:

@@ -40,3 +40,27 @@ def test_quick_table(tmp_path):
     assert phases['floor'][1] == 0  # no matching in the floor
     assert phases['fused'][1] > 0 and phases['peer'][1] > 0  # matcher / assigner were timed
     assert all(v >= 0 for impl in ('fused', 'floor') for v in phases[impl]), phases
+
+
+def test_rounds_give_medians_and_per_round_ratios():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import benchmark_train_step as bench
+
+    def run(time_s, peak):
+        return dict(time_s=time_s, peak_bytes=peak, phases={p: time_s / 5 for p in bench.PHASES})
+
+    fused = bench.combine_rounds([run(12, 4), run(10, 4), run(30, 5)])
+    floor = bench.combine_rounds([run(10, 4), run(10, 2), run(20, 5)])
+    assert (fused['time_s'], fused['peak_bytes'], fused['phases']['backward']) == (12, 4, 2.4)
+    # Rounds 1.2, 1.0 and 1.5: their median, not the ratio of the medians (12 / 10).
+    assert bench.ratio(fused, floor, 'time_s') == '1.20× (1.00–1.50)'
+    assert bench.ratio(fused, floor, 'peak_bytes') == '1.00× (1.00–2.00)'
+    # A failed round drops out of the medians and of its round's ratio.
+    failed = bench.combine_rounds([run(12, 4), {'error': 'out of memory'}, run(30, 5)])
+    assert failed['time_s'] == 21
+    assert bench.ratio(failed, floor, 'time_s') == '1.35× (1.20–1.50)'
+    # One round: the plain ratio; no successful round: the error, and no ratio.
+    assert bench.ratio(bench.combine_rounds([run(11, 3)]),
+                       bench.combine_rounds([run(10, 3)]), 'time_s') == '1.10×'
+    assert bench.combine_rounds([{'error': 'timed out'}]) == {'error': 'timed out'}
+    assert bench.ratio({'error': 'timed out'}, floor, 'time_s') == '—'
