@@ -164,13 +164,10 @@ class SetCriterion:
             indices = [(pred_idx[order], gt_idx[order])
                        for (pred_idx, gt_idx), order in zip(indices, orders)]
         # One gather for the batch: its backward writes one (B, Q, h, w) gradient, where a
-        # gather per image would allocate one such gradient per image. index_select rather than
-        # advanced indexing: its backward (index_add_) is parallel, index_put_'s accumulating
-        # CPU loop is not (half the time at B = 4 with 60 segments).
-        num_queries = mask_logits.shape[1]
-        rows = torch.cat([image * num_queries + pred_idx
-                          for image, (pred_idx, _) in enumerate(indices)])
-        preds = mask_logits.flatten(0, 1).index_select(0, rows)
+        # gather per image would allocate one such gradient per image.
+        images = torch.cat([torch.full_like(pred_idx, image)
+                            for image, (pred_idx, _) in enumerate(indices)])
+        preds = mask_logits[images, torch.cat([pred_idx for pred_idx, _ in indices])]
         if preds.shape[0] == 0:
             # No segment in the whole batch: zero loss that still reaches every mask logit.
             zero = mask_logits.sum() * 0.0
