@@ -234,8 +234,7 @@ class LogitRows {
       : logits_(logits),
         stencil_(stencil),
         width_(width),
-        source_(logits.width),
-        padded_(logits.width + 7),
+        source_(logits.width + 7),  // + the 7 floats past a row that ColumnPermutes loads
         row_(width) {}
 
   // Mask n, target rows [y_begin, y_end) to come.
@@ -251,9 +250,9 @@ class LogitRows {
         T* dst = resampled_.data() + (i - first_) * width_;
         if constexpr (std::is_same_v<T, float>) {
           if (stencil_.permutes) {
-            // Copied, so that the 7 floats past the row that the permutes load are ours.
-            std::copy(src, src + logits_.width, padded_.data());
-            stencil_.permutes->apply(padded_.data(), dst, width_);
+            // A row read in place is copied too, so that the floats past it are ours to load.
+            if (src != source_.data()) std::copy(src, src + logits_.width, source_.data());
+            stencil_.permutes->apply(source_.data(), dst, width_);
             continue;
           }
         }
@@ -290,7 +289,7 @@ class LogitRows {
   const Stencil<T, kResize>& stencil_;
   const int64_t width_;
   int64_t n_ = 0, first_ = 0;
-  std::vector<T> source_, padded_, resampled_, row_;
+  std::vector<T> source_, resampled_, row_;
 };
 
 // The horizontal pass of the transposed stencil as a gather: logit column j sums the target
