@@ -17,12 +17,17 @@ optimiser step (AdamW, backbone lr ×0.1, gradient clipping at L2 norm 0.01). Ro
   floor      our network's forward and backward of a loss that touches every output but does no
              matching (the outputs' sum times 0), and the same optimiser step
 
-Each row runs in a fresh subprocess so that its peak memory is its own: on CPU the peak resident
-set of the process during the timed steps, on CUDA ``torch.cuda.max_memory_allocated`` (both
-include the weights, gradients and AdamW state). Time is the median over ``--repeats`` steps after
-one warm-up step. A second table splits the steps into phases: forward (backbone and head),
-matching (our matcher / mmdet's assigner), losses (the rest of the loss computation), backward,
-optimiser.
+Each row runs in a fresh subprocess so that its memory is its own. Peak memory is the most the
+tensors held at once (weights, gradients and AdamW state included): on CUDA
+``torch.cuda.max_memory_allocated``, on CPU the tensors alive when a step starts plus the CPU
+allocator's running total over one more step under ``torch.profiler`` (``profile_memory``). A
+second table gives the process's own peak: on CPU the peak resident set during the timed steps, on
+CUDA ``torch.cuda.max_memory_reserved`` (the caching allocator's footprint). On CPU the two differ
+by more than the interpreter and libraries: glibc's malloc raises its mmap threshold as large
+blocks are freed (up to 32 MiB), freed blocks below it stay in the heap, and how much of that
+heap stays resident depends on the order of allocations, not only on their sizes. Time is the median over ``--repeats`` steps after one warm-up
+step. A third table splits the steps into phases: forward (backbone and head), matching (our
+matcher / mmdet's assigner), losses (the rest of the loss computation), backward, optimiser.
 
 With ``--rounds R`` every row of a size runs R times, the rows taking turns (fused, floor, fused,
 floor, ...), so that a slow spell of a shared machine falls on all of them: times, memory and
@@ -169,6 +174,38 @@ def make_step(impl, model, optim_wrapper, images, samples, timer):
     return step
 
 
+def live_tensor_bytes(model, optim_wrapper, images, samples):
+    """Bytes of the distinct storages of the weights, buffers, gradients, optimiser state and
+    the batch: what the tensors hold between steps."""
+    tensors = list(model.parameters()) + list(model.buffers()) + [images]
+    tensors += [p.grad for p in model.parameters() if p.grad is not None]
+    tensors += [v for state in optim_wrapper.optimizer.state.values() for v in state.values()
+                if isinstance(v, torch.Tensor)]
+    tensors += [s.gt_sem_seg.data for s in samples]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+def peak_tensor_bytes(step, live_bytes):
+    """The most the tensors held at once during one ``step()``: ``live_bytes`` (what was alive
+    when it started) plus the peak of the CPU allocator's running total of what the step
+    allocated, read from ``torch.profiler``'s memory events. The CPU counterpart of CUDA's
+    ``max_memory_allocated``: unlike the resident set, it does not depend on which freed blocks
+    the C library returns to the system."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    held, pending = 0, list(prof.profiler.kineto_results.experimental_event_tree())
+    while pending:
+        event = pending.pop()
+        pending.extend(event.children)
+        if event.tag == _EventType.Allocation and event.extra_fields.device.type == 'cpu':
+            held = max(held, event.extra_fields.total_allocated)
+    return live_bytes + held
+
+
 def measure(spec):
     device = torch.device(spec['device'])
     if device.type == 'cpu':
@@ -184,9 +221,13 @@ def measure(spec):
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')  # resets VmHWM, the peak resident set
     runs = [step() for _ in range(spec['repeats'])]
-    peak = (torch.cuda.max_memory_allocated() if device.type == 'cuda' else _rss_bytes('VmHWM'))
+    if device.type == 'cuda':
+        peak, process = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
+    else:
+        process = _rss_bytes('VmHWM')  # before the profiled step, which holds its events too
+        peak = peak_tensor_bytes(step, live_tensor_bytes(model, optim_wrapper, images, samples))
     totals = [sum(run.values()) for run in runs]
-    return dict(time_s=statistics.median(totals), peak_bytes=peak,
+    return dict(time_s=statistics.median(totals), peak_bytes=peak, process_bytes=process,
                 phases={p: statistics.median(run[p] for run in runs) for p in PHASES})
 
 
@@ -203,6 +244,7 @@ def combine_rounds(runs):
         return runs[0]
     return dict(time_s=statistics.median(r['time_s'] for r in ok),
                 peak_bytes=statistics.median(r['peak_bytes'] for r in ok),
+                process_bytes=statistics.median(r['process_bytes'] for r in ok),
                 phases={p: statistics.median(r['phases'][p] for r in ok) for p in PHASES},
                 rounds=[None if 'error' in r else r for r in runs])
 
@@ -248,10 +290,13 @@ def main():
 
     header = ('| B | segments | model | time | peak memory | time / peer | memory / peer | '
               'time / floor | memory / floor |\n|---|---|---|---|---|---|---|---|---|')
+    process_name = 'peak resident set' if args.device == 'cpu' else 'max_memory_reserved'
+    process_header = (f'| B | segments | model | {process_name} | / peer | / floor |\n'
+                      '|---|---|---|---|---|---|')
     phase_header = ('| B | segments | model | ' + ' | '.join(PHASES) + ' |\n|---|---|---|' +
                     '---|' * len(PHASES))
     print(header, flush=True)
-    rows, phase_rows = [], []
+    rows, process_rows, phase_rows = [], [], []
     for batch in args.batches:
         for segments in args.segments:
             runs = {impl: [] for impl in args.impls}
@@ -270,11 +315,16 @@ def main():
                            f'{r["peak_bytes"] / 2**30:.2f} GiB | '
                            f'{ratio(r, peer, "time_s")} | {ratio(r, peer, "peak_bytes")} | '
                            f'{ratio(r, floor, "time_s")} | {ratio(r, floor, "peak_bytes")} |')
+                    process_rows.append(
+                        f'| {batch} | {segments} | {impl} | {r["process_bytes"] / 2**30:.2f} GiB | '
+                        f'{ratio(r, peer, "process_bytes")} | {ratio(r, floor, "process_bytes")} |')
                     phase_rows.append(f'| {batch} | {segments} | {impl} | ' + ' | '.join(
                         f'{r["phases"][p]:.3f} s' for p in PHASES) + ' |')
                 print(row, flush=True)
                 rows.append(row)
-    print('\nPer phase (medians):\n' + phase_header + '\n' + '\n'.join(phase_rows), flush=True)
+    tables = (f'Process memory (medians):\n\n{process_header}\n' + '\n'.join(process_rows) +
+              f'\n\nPer phase (medians):\n\n{phase_header}\n' + '\n'.join(phase_rows) + '\n')
+    print('\n' + tables, flush=True)
     if args.out:
         with open(args.out, 'w') as f:
             f.write(f'# Benchmark: one MaskFormer R50 training step ({args.device}, '
@@ -282,8 +332,7 @@ def main():
                     f'Command: `python tools/benchmark_train_step.py {" ".join(sys.argv[1:])}`  \n'
                     f'Machine: {machine_description(args.device)}  \n'
                     f'Date: {time.strftime("%Y-%m-%d")}\n\n'
-                    f'{legend_markdown()}\n\n{header}\n' + '\n'.join(rows) +
-                    f'\n\nPer phase (medians):\n\n{phase_header}\n' + '\n'.join(phase_rows) + '\n')
+                    f'{legend_markdown()}\n\n{header}\n' + '\n'.join(rows) + '\n\n' + tables)
 
 
 if __name__ == '__main__':

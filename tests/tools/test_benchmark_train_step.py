@@ -3,8 +3,10 @@ import os
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from mmseg_maskformer import ops
 
@@ -40,14 +42,23 @@ def test_quick_table(tmp_path):
     assert phases['floor'][1] == 0  # no matching in the floor
     assert phases['fused'][1] > 0 and phases['peer'][1] > 0  # matcher / assigner were timed
     assert all(v >= 0 for impl in ('fused', 'floor') for v in phases[impl]), phases
+    process = {m.group(1): m for m in re.finditer(
+        r'^\| 1 \| 20 \| (\S+) \| ([\d.]+) GiB \| (\S+) \| (\S+) \|$', report, re.M)}
+    assert set(process) == {'peer', 'fused', 'floor'}, report
+    for impl, row in process.items():
+        # The resident set holds the interpreter and libraries besides the tensors.
+        assert float(row.group(2)) > 0.1, row.group(0)
+        assert float(row.group(4)[:-1]) == pytest.approx(
+            float(row.group(2)) / float(process['floor'].group(2)), abs=0.02), row.group(0)
+    assert process['peer'].group(3) == '1.00×' and process['floor'].group(4) == '1.00×'
 
 
 def test_rounds_give_medians_and_per_round_ratios():
-    sys.path.insert(0, os.path.dirname(SCRIPT))
-    import benchmark_train_step as bench
+    bench = _bench()
 
     def run(time_s, peak):
-        return dict(time_s=time_s, peak_bytes=peak, phases={p: time_s / 5 for p in bench.PHASES})
+        return dict(time_s=time_s, peak_bytes=peak, process_bytes=2 * peak,
+                    phases={p: time_s / 5 for p in bench.PHASES})
 
     fused = bench.combine_rounds([run(12, 4), run(10, 4), run(30, 5)])
     floor = bench.combine_rounds([run(10, 4), run(10, 2), run(20, 5)])
@@ -55,6 +66,7 @@ def test_rounds_give_medians_and_per_round_ratios():
     # Rounds 1.2, 1.0 and 1.5: their median, not the ratio of the medians (12 / 10).
     assert bench.ratio(fused, floor, 'time_s') == '1.20× (1.00–1.50)'
     assert bench.ratio(fused, floor, 'peak_bytes') == '1.00× (1.00–2.00)'
+    assert fused['process_bytes'] == 8
     # A failed round drops out of the medians and of its round's ratio.
     failed = bench.combine_rounds([run(12, 4), {'error': 'out of memory'}, run(30, 5)])
     assert failed['time_s'] == 21
@@ -64,3 +76,36 @@ def test_rounds_give_medians_and_per_round_ratios():
                        bench.combine_rounds([run(10, 3)]), 'time_s') == '1.10×'
     assert bench.combine_rounds([{'error': 'timed out'}]) == {'error': 'timed out'}
     assert bench.ratio({'error': 'timed out'}, floor, 'time_s') == '—'
+
+
+def _bench():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import benchmark_train_step as bench
+    return bench
+
+
+def test_peak_tensor_bytes_counts_what_a_step_holds_at_once():
+    bench = _bench()
+
+    def step():
+        first = torch.empty(1_000_000)  # 4 MB
+        second = torch.empty(2_000_000)  # 8 MB while the first is held: the peak
+        del first, second
+        third = torch.empty(2_500_000)  # 10 MB alone
+        del third
+
+    assert bench.peak_tensor_bytes(step, live_bytes=1000) == 1000 + 12_000_000
+
+
+def test_live_tensor_bytes_counts_each_storage_once():
+    bench = _bench()
+    model = torch.nn.Linear(3, 2)  # 6 + 2 floats
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()  # exp_avg and exp_avg_sq like the weights, plus a float32 step per weight
+    images = torch.zeros(2, 5)  # 10 floats
+    samples = [SimpleNamespace(gt_sem_seg=SimpleNamespace(data=images[0]))]  # a view of images
+    weights = 8 * 4
+    expected = weights * 4 + 2 * 4 + 10 * 4  # weights, grads, two moments; steps; images
+    assert bench.live_tensor_bytes(model, SimpleNamespace(optimizer=optimizer), images,
+                                   samples) == expected
