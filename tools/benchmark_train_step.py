@@ -25,9 +25,10 @@ second table gives the process's own peak: on CPU the peak resident set during t
 CUDA ``torch.cuda.max_memory_reserved`` (the caching allocator's footprint). On CPU the two differ
 by more than the interpreter and libraries: glibc's malloc raises its mmap threshold as large
 blocks are freed (up to 32 MiB), freed blocks below it stay in the heap, and how much of that
-heap stays resident depends on the order of allocations, not only on their sizes. Time is the median over ``--repeats`` steps after one warm-up
-step. A third table splits the steps into phases: forward (backbone and head), matching (our
-matcher / mmdet's assigner), losses (the rest of the loss computation), backward, optimiser.
+heap stays resident depends on the order of allocations, not only on their sizes. Time is the
+median over ``--repeats`` steps after one warm-up step. A third table splits the steps into
+phases: forward (backbone and head), matching (our matcher / mmdet's assigner), losses (the rest
+of the loss computation), backward, optimiser.
 
 With ``--rounds R`` every row of a size runs R times, the rows taking turns (fused, floor, fused,
 floor, ...), so that a slow spell of a shared machine falls on all of them: times, memory and

@@ -14,6 +14,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 SCRIPT = os.path.join(REPO_ROOT, 'tools', 'benchmark_train_step.py')
 
 
+def _bench():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import benchmark_train_step as bench
+    return bench
+
+
 @pytest.mark.skipif(not ops.extension_available(), reason='compiled ops not built')
 def test_quick_table(tmp_path):
     out = tmp_path / 'train_step.md'
@@ -76,12 +82,6 @@ def test_rounds_give_medians_and_per_round_ratios():
                        bench.combine_rounds([run(10, 3)]), 'time_s') == '1.10×'
     assert bench.combine_rounds([{'error': 'timed out'}]) == {'error': 'timed out'}
     assert bench.ratio({'error': 'timed out'}, floor, 'time_s') == '—'
-
-
-def _bench():
-    sys.path.insert(0, os.path.dirname(SCRIPT))
-    import benchmark_train_step as bench
-    return bench
 
 
 def test_peak_tensor_bytes_counts_what_a_step_holds_at_once():
