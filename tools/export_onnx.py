@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 
 from mmseg_maskformer.core import semantic_inference
+from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 
 
 class OnnxMaskFormer(nn.Module):
@@ -71,6 +72,7 @@ def parse_args(argv=None):
     parser.add_argument('--opset', type=int, default=18, help='ONNX opset (at least 17)')
     parser.add_argument('--check', action='store_true',
                         help='run the export with onnxruntime and print the max abs difference')
+    parser.add_argument('--trust-checkpoint', action='store_true', help=TRUST_CHECKPOINT_HELP)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs (mmseg syntax)')
     args = parser.parse_args(argv)
@@ -147,6 +149,8 @@ def max_abs_difference(model: nn.Module, out: str, shape: Sequence[int], raw: bo
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint and args.checkpoint:
+        trust_checkpoint(args.checkpoint)
     model, cfg = build_model(args.config, args.checkpoint, args.cfg_options)
     shape = args.shape or cfg.model.data_preprocessor.get('size')
     if shape is None:

@@ -8,34 +8,32 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmseg_maskformer.engine.preflight import check_datasets_not_empty
-from mmseg_maskformer.utils.checkpoint import TRUST_ENV
-from mmseg_maskformer.utils.dist import setup_cpu_distributed
+from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
+from mmseg_maskformer.utils.dist import destroy_process_group_on_exit, setup_cpu_distributed
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for logs and the metrics json')
     parser.add_argument('--out', type=str,
-                        help='directory to save output predictions for offline evaluation')
+                        help='directory for the predictions: label maps NAME.png (as mmseg), and '
+                        'for panoptic configs panoptic/NAME.png + panoptic.json (COCO panoptic)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='directory where painted images will be saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs (mmseg syntax)')
     parser.add_argument('--trust-checkpoint', action='store_true', default=False,
-                        help='load checkpoints with full unpickling (can run code stored in the '
-                        'file): only for files you trust; sets MMSEG_MASKFORMER_TRUST_CHECKPOINTS=1')
+                        help=TRUST_CHECKPOINT_HELP)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if args.trust_checkpoint:
-        os.environ[TRUST_ENV] = '1'
     return args
 
 
@@ -54,8 +52,16 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
-def main():
-    args = parse_args()
+def save_predictions_to(cfg, out_dir: str) -> None:
+    """Every metric of ``test_evaluator`` (one, or a list as in the panoptic configs) writes its
+    predictions to ``out_dir`` as well as evaluating them."""
+    metrics = cfg.test_evaluator
+    for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
+        metric['output_dir'] = out_dir
+        metric['keep_results'] = True
+
+
+def build_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -76,16 +82,25 @@ def main():
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        save_predictions_to(cfg, args.out)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_config(args)
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
 
     check_datasets_not_empty(cfg, splits=('test', ))
     setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    with destroy_process_group_on_exit():
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
     if runner.rank == 0:
         print(' '.join(f'{key}: {float(value):.2f}' if isinstance(value, numbers.Real) else
                        f'{key}: {value}' for key, value in metrics.items()), flush=True)
+    return metrics
 
 
 if __name__ == '__main__':

@@ -140,23 +140,31 @@ class RandomStateHook(Hook):
 
 @HOOKS.register_module()
 class SafeCheckpointHook(Hook):
-    """Makes the checkpoints mmengine writes load with ``torch.load(weights_only=True)``.
+    """Makes the checkpoints mmengine writes load with plain ``torch.load(weights_only=True)``,
+    without this package.
 
     mmengine 0.10.7 pickles the message hub's ``HistoryBuffer`` objects with their statistics
-    methods, i.e. as ``getattr(HistoryBuffer, 'mean')``; allow-listing ``getattr`` would let a
-    file reach any attribute of any allowed object, so instead the buffers are saved as plain
-    arrays (``checkpoint['message_hub_history']``) and rebuilt when a checkpoint is loaded, before
-    mmengine's resume reads the message hub.
+    methods (``builtins.getattr(HistoryBuffer, 'mean')``) and numpy arrays, and its runtime info
+    holds numpy scalars (``eta``). This hook saves each buffer as plain lists
+    (``checkpoint['message_hub_history']``) and numpy scalars as Python numbers, and rebuilds the
+    buffers when a checkpoint is loaded, before mmengine's resume reads the message hub. Checkpoints without it
+    (mmengine's, mmseg's, older ones of this project) still load safely through
+    :mod:`mmseg_maskformer.utils.checkpoint`.
     """
     priority = 'VERY_HIGH'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        info = checkpoint.get('message_hub', {}).get('runtime_info', {})
+        for key, value in info.items():
+            if isinstance(value, np.generic):
+                info[key] = value.item()
         scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
         history = {}
         for key in [k for k, v in scalars.items() if isinstance(v, HistoryBuffer)]:
             buffer = scalars.pop(key)
             log, count = buffer.data
-            history[key] = dict(log=log, count=count, max_length=buffer.max_length)
+            history[key] = dict(log=np.asarray(log).tolist(), count=np.asarray(count).tolist(),
+                                max_length=buffer.max_length)
         checkpoint[HISTORY_KEY] = history
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

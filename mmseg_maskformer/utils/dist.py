@@ -1,4 +1,7 @@
 """Distributed training and testing on machines without CUDA (``--launcher pytorch``)."""
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.distributed as dist
 
@@ -19,3 +22,30 @@ def setup_cpu_distributed(cfg, launcher: str) -> None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                      broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+
+@contextlib.contextmanager
+def destroy_process_group_on_exit() -> Iterator[None]:
+    """Destroy the process group (if any) when the block ends.
+
+    Left to interpreter shutdown, the gloo process group's threads can be torn down while still
+    joinable, and a rank dies with ``terminate called without an active exception`` (SIGABRT)
+    after its work is done (torch also warns "destroy_process_group() was not called before
+    program exit"). After a successful block the ranks first meet at a barrier, so that none
+    closes its connections while another still reads from them; after an error there is no
+    barrier (the other ranks may never reach it).
+    """
+    try:
+        yield
+    except BaseException:
+        _destroy_process_group(synchronize=False)
+        raise
+    _destroy_process_group(synchronize=True)
+
+
+def _destroy_process_group(synchronize: bool) -> None:
+    if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
+        dist.destroy_process_group()

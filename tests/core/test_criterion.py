@@ -7,6 +7,8 @@ from transformers.models.maskformer.modeling_maskformer import (MaskFormerHungar
 from mmseg_maskformer import ops
 from mmseg_maskformer.core import HungarianMatcher, SetCriterion, pack_masks
 
+LOSS_IMPLS = ['reference', pytest.param('fused', marks=pytest.mark.needs_extension)]
+
 NUM_CLASSES = 6
 
 
@@ -121,14 +123,11 @@ def test_official_focal_and_dice_definitions_match_transformers_helpers():
     torch.testing.assert_close(dice.sum() / 3, dice_loss(x, t, 3))
 
 
-@pytest.mark.parametrize('loss_impl', ['reference', 'fused'])
+@pytest.mark.parametrize('loss_impl', LOSS_IMPLS)
 def test_point_sampled_mask_losses_follow_mask2former(loss_impl):
     # Matched masks, permuted targets and a target left unmatched (more segments than queries in
     # image 1): the losses on the sampled points of each prediction and its own target, computed
     # step by step with the reference ops on float copies of the matched masks.
-    from mmseg_maskformer import ops
-    if loss_impl == 'fused' and not ops.extension_available():
-        pytest.skip('compiled ops not built')
     mask_logits = 3 * torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     masks = [torch.rand(m, 32, 32, generator=torch.Generator().manual_seed(m)) > 0.5
              for m in (3, 5)]
@@ -175,7 +174,7 @@ def bool_tensors_saved_for_backward(criterion, *inputs):
     return losses, saved
 
 
-@pytest.mark.skipif(not ops.extension_available(), reason='needs the compiled extension')
+@pytest.mark.needs_extension
 def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
     cls_logits, mask_logits, labels, masks = random_outputs(layers=4)
     matcher = HungarianMatcher(loss_impl='fused')
@@ -190,7 +189,7 @@ def test_exact_losses_of_every_layer_save_one_copy_of_the_targets():
         torch.testing.assert_close(losses[key], reference[key], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.skipif(not ops.extension_available(), reason='needs the compiled extension')
+@pytest.mark.needs_extension
 def test_packed_masks_are_saved_for_backward_without_a_copy():
     """The head packs each batch's masks into one buffer: the losses then keep that buffer."""
     cls_logits, mask_logits, labels, masks = random_outputs(layers=2)

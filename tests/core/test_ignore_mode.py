@@ -11,6 +11,8 @@ from transformers.models.maskformer.modeling_maskformer import (MaskFormerHungar
 
 from mmseg_maskformer.core import HungarianMatcher, SetCriterion
 
+LOSS_IMPLS = ['reference', pytest.param('fused', marks=pytest.mark.needs_extension)]
+
 NUM_CLASSES = 6
 LOW, HIGH, KEPT_ROWS = 8, 32, 16  # the top 16 of 32 rows (4 of 8 logit rows) are valid
 
@@ -35,11 +37,8 @@ def random_outputs(layers=2, batch=2, queries=10, segments=(3, 5), seed=0):
     return cls_logits, mask_logits, labels, masks, [valid] * batch
 
 
-@pytest.mark.parametrize('loss_impl', ['reference', 'fused'])
+@pytest.mark.parametrize('loss_impl', LOSS_IMPLS)
 def test_matcher_exclude_equals_transformers_on_kept_rows(loss_impl):
-    from mmseg_maskformer import ops
-    if loss_impl == 'fused' and not ops.extension_available():
-        pytest.skip('compiled ops not built')
     cls_logits, mask_logits, labels, masks, valid = random_outputs()
     ours = make_matcher(loss_impl=loss_impl)(cls_logits[-1], mask_logits[-1], labels, masks,
                                              gt_valid=valid)
@@ -52,11 +51,8 @@ def test_matcher_exclude_equals_transformers_on_kept_rows(loss_impl):
     assert any(not torch.equal(a[1], b[1]) for a, b in zip(ours, plain)), 'valid had no effect'
 
 
-@pytest.mark.parametrize('loss_impl', ['reference', 'fused'])
+@pytest.mark.parametrize('loss_impl', LOSS_IMPLS)
 def test_criterion_exclude_equals_transformers_on_kept_rows(loss_impl):
-    from mmseg_maskformer import ops
-    if loss_impl == 'fused' and not ops.extension_available():
-        pytest.skip('compiled ops not built')
     cls_logits, mask_logits, labels, masks, valid = random_outputs()
     criterion = make_criterion(loss_impl, ignore_mode='exclude')
     losses = criterion(cls_logits, mask_logits, labels, masks, gt_valid=valid)

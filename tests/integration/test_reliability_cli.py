@@ -13,12 +13,10 @@ from PIL import Image
 from test_train_test_cli import CONFIG, REPO, run, tiny_options
 
 from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
-from mmseg_maskformer.utils.checkpoint import SAFE_GLOBALS, TRUST_ENV
+from mmseg_maskformer.utils.checkpoint import TRUST_ENV
 
 
 def safe_load(path):
-    # Not the safe_globals context: on exit it removes its globals from the whole process.
-    torch.serialization.add_safe_globals(SAFE_GLOBALS)
     return torch.load(path, weights_only=True)
 
 
@@ -46,28 +44,25 @@ def own_checkpoint(data_root, tmp_path_factory):
     return os.path.join(work_dir, 'iter_2.pth')
 
 
-def _qualified(obj):
-    return f'{obj.__module__}.{obj.__qualname__}'
-
-
-def test_own_checkpoint_needs_exactly_the_allow_list(own_checkpoint):
-    # Everything torch's weights_only unpickler would reject in a checkpoint tools/train.py writes
-    # (with this project's hooks) is on the allow-list.
-    allowed = torch.serialization.get_safe_globals()  # what importing the package allowed
+def test_own_checkpoint_loads_with_plain_torch_load(own_checkpoint):
+    # What tools/train.py writes (with this project's hooks) needs no global beyond torch's own
+    # allow-list: plain torch.load(weights_only=True) reads it, without this package.
+    user_globals = torch.serialization.get_safe_globals()
     torch.serialization.clear_safe_globals()
     try:
-        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(own_checkpoint))
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(own_checkpoint)
     finally:
-        torch.serialization.add_safe_globals(allowed)
-    assert unsafe == {_qualified(obj) for obj in SAFE_GLOBALS} & unsafe
-    assert 'numpy.ndarray' in unsafe  # the message hub's history, as saved by SafeCheckpointHook
-    assert 'random_states' in safe_load(own_checkpoint)
+        torch.serialization.add_safe_globals(user_globals)
+    assert unsafe == []
+    checkpoint = safe_load(own_checkpoint)
+    assert 'random_states' in checkpoint and 'message_hub_history' in checkpoint
 
 
 def _payload_checkpoint(own_checkpoint, tmp_path):
     """The user's checkpoint plus an object whose unpickling writes a marker file."""
     sys.path.insert(0, os.path.join(REPO, 'tests', 'utils'))
     from test_safe_checkpoint import Payload
+    tmp_path.mkdir(parents=True, exist_ok=True)
     marker = tmp_path / 'ran.txt'
     checkpoint = safe_load(own_checkpoint)
     checkpoint['meta']['note'] = Payload(f'open({str(marker)!r}, "w").write("ran")')
@@ -89,6 +84,22 @@ def test_test_py_and_load_from_refuse_a_payload(own_checkpoint, data_root, tmp_p
     out = run(['tools/test.py', CONFIG, path, '--trust-checkpoint', '--work-dir',
                str(tmp_path / 'trusted'), '--cfg-options'] + tiny_options(data_root, 2))
     assert 'mIoU' in out and marker.read_text() == 'ran'
+
+
+def test_trust_checkpoint_trusts_only_the_files_named(own_checkpoint, data_root, tmp_path):
+    # train.py --trust-checkpoint with load_from=evil.pth: a second payload reached through the
+    # config (a pretrained backbone) is still refused, and loading it never runs.
+    path, marker = _payload_checkpoint(own_checkpoint, tmp_path)
+    other, other_marker = _payload_checkpoint(own_checkpoint, tmp_path / 'other')
+    out = run_failing(['tools/train.py', CONFIG, '--trust-checkpoint', '--work-dir',
+                       str(tmp_path / 'train'), '--cfg-options'] + tiny_options(data_root, 2) + [
+                           f'load_from={path}', 'model.backbone.init_cfg.type=Pretrained',
+                           f'model.backbone.init_cfg.checkpoint={other}'])
+    assert 'UntrustedCheckpointError' in out and f'{other} holds the global exec' in out, out[-2000:]
+    assert not other_marker.exists()
+    run(['tools/train.py', CONFIG, '--trust-checkpoint', '--work-dir', str(tmp_path / 'trusted'),
+         '--cfg-options'] + tiny_options(data_root, 2) + [f'load_from={path}'])
+    assert marker.read_text() == 'ran'
 
 
 def _final_weights(work_dir, iters):

@@ -4,12 +4,9 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
-from mmseg_maskformer import ops
-
 from head_testing import NUM_CLASSES, random_feats, sample_with_gt, tiny_head_cfg
 
-needs_extension = pytest.mark.skipif(not ops.extension_available(),
-                                     reason='the compiled extension is not built')
+needs_extension = pytest.mark.needs_extension
 
 
 def head_pair(**overrides):

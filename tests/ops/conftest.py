@@ -2,17 +2,14 @@
 
 Tests of the compiled ops take the ``fused`` fixture. It skips them, with the reason, when the
 extension is not built (or has no kernels for the device under test), unless
-``MMSEG_MASKFORMER_REQUIRE_EXTENSION=1``, in which case they fail instead.
+``MMSEG_MASKFORMER_REQUIRE_EXTENSION=1``, in which case they fail instead (``tests/conftest.py``).
 """
-import os
-
 import pytest
 import torch
 
 from mmseg_maskformer import ops
-from mmseg_maskformer.ops import _extension
 
-REQUIRE_EXTENSION = os.environ.get('MMSEG_MASKFORMER_REQUIRE_EXTENSION', '0') == '1'
+from extension_testing import skip_or_fail_without_extension
 
 DEVICES = [
     'cpu',
@@ -29,15 +26,8 @@ def device(request):
 @pytest.fixture
 def fused(device):
     """:mod:`mmseg_maskformer.ops.fused`, when its kernels exist for ``device``."""
-    if not ops.extension_available():
-        reason = f'compiled ops not built: {_extension.LOAD_ERROR}'
-    elif device.type not in _extension.SUPPORTED_DEVICES:
-        reason = f'compiled ops have no {device.type} kernels'
-    else:
-        return ops.fused
-    if REQUIRE_EXTENSION:
-        pytest.fail(f'{reason} (MMSEG_MASKFORMER_REQUIRE_EXTENSION=1)')
-    pytest.skip(reason)
+    skip_or_fail_without_extension(device.type)
+    return ops.fused
 
 
 @pytest.fixture

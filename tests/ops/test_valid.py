@@ -211,22 +211,35 @@ def test_costs_float64(fused, randn, make_targets, make_valid):
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_costs_leave_tf32_settings_alone(fused, randn, make_targets, make_valid):
-    """The GEMM runs in full float32 (a thread-local guard): global settings are untouched, and
-    on a GPU TF32 does not change the costs."""
-    logits = randn((6, 32, 32), scale=3.0)
-    targets = make_targets('bool', (5, 128, 128))
-    valid = make_valid('bool', (128, 128))
+def _costs_with_tf32_enabled(fused, logits, targets, valid):
     before = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
     try:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.set_float32_matmul_precision('medium')
-        with_tf32 = fused.pairwise_mask_costs(logits, targets, valid=valid)
-        assert torch.backends.cuda.matmul.allow_tf32
-        assert torch.get_float32_matmul_precision() == 'medium'
+        costs = fused.pairwise_mask_costs(logits, targets, valid=valid)
+        settings = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before[0]
         torch.set_float32_matmul_precision(before[1])
+    return costs, settings
+
+
+def test_costs_leave_tf32_settings_alone(fused, randn, make_targets, make_valid):
+    """The GEMM runs in full float32 under a thread-local guard: global settings are untouched."""
+    _, settings = _costs_with_tf32_enabled(fused, randn((6, 32, 32), scale=3.0),
+                                           make_targets('bool', (5, 128, 128)),
+                                           make_valid('bool', (128, 128)))
+    assert settings == (True, 'medium')
+
+
+@pytest.mark.parametrize('device', [
+    pytest.param(torch.device('cuda'), marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason='TF32 exists on CUDA only: nothing to compare'))])
+def test_tf32_does_not_change_the_costs(fused, randn, make_targets, make_valid, device):
+    logits = randn((6, 32, 32), scale=3.0)
+    targets = make_targets('bool', (5, 128, 128))
+    valid = make_valid('bool', (128, 128))
+    with_tf32, _ = _costs_with_tf32_enabled(fused, logits, targets, valid)
     exact = reference.pairwise_mask_costs(logits.double(), targets, valid=valid)
     torch.testing.assert_close(with_tf32, tuple(c.float() for c in exact), rtol=1e-5, atol=1e-6)
 

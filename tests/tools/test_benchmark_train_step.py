@@ -8,8 +8,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmseg_maskformer import ops
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO_ROOT, 'tools', 'benchmark_train_step.py')
 
@@ -20,7 +18,7 @@ def _bench():
     return bench
 
 
-@pytest.mark.skipif(not ops.extension_available(), reason='compiled ops not built')
+@pytest.mark.needs_extension
 def test_quick_table(tmp_path):
     out = tmp_path / 'train_step.md'
     result = subprocess.run(

@@ -8,8 +8,6 @@ import sys
 import pytest
 import torch
 
-from mmseg_maskformer import ops
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO_ROOT, 'tools', 'gpu_check.py')
 
@@ -37,7 +35,7 @@ def test_max_error_tolerance(gpu_check):
         gpu_check.max_error(torch.zeros(2), torch.zeros(3))
 
 
-@pytest.mark.skipif(not ops.extension_available(), reason='compiled ops not built')
+@pytest.mark.needs_extension
 def test_cpu_mode_end_to_end(tmp_path, gpu_check):
     out = tmp_path / 'gpu_check.md'
     result = subprocess.run(
