@@ -3,16 +3,24 @@
 Shared by ``tools/visualize.py`` (panels of a test set) and ``tools/infer.py`` (overlays on
 one's own images).
 """
-from typing import Dict, Iterable, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
-def colourise(label_map: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -> np.ndarray:
-    """(H, W) class ids -> (H, W, 3) RGB; ignored pixels white."""
+def colourise(label_map: np.ndarray, palette: np.ndarray,
+              ignore_index: Optional[int] = None) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) RGB, class ``i`` in ``palette[i]``.
+
+    ``ignore_index``: the "don't care" value of a ground-truth map (the dataset's: 255, 65 for
+    Vistas, 65535 for ADE20K-Full), painted white, as are ids with no colour. Predictions have no
+    such value: leave it ``None``, or a model with more than 255 classes loses class 255's colour.
+    """
     rgb = np.full(label_map.shape + (3, ), 255, dtype=np.uint8)
-    valid = (label_map != ignore_index) & (label_map < len(palette))
+    valid = (label_map >= 0) & (label_map < len(palette))
+    if ignore_index is not None:
+        valid &= label_map != ignore_index
     rgb[valid] = palette[label_map[valid]]
     return rgb
 

@@ -5,10 +5,14 @@ size; labels are within the classes or the ignore value; for panoptic data, the 
 and the JSON's ``segments_info`` agree. Prints per-class pixel and image counts and the ignored
 fraction, lists every problem with its file, and exits with status 1 if there was any.
 
+mmengine's dataset wrappers (``RepeatDataset``, ``ConcatDataset``, ...) are looked through: each
+dataset under them is read once, and a split's table counts each of its files once.
+
     python tools/check_dataset.py CONFIG [--splits train val] [--cfg-options k=v ...]
 """
 import argparse
 import sys
+from typing import List, NamedTuple, Optional, Tuple
 
 import mmcv
 import numpy as np
@@ -20,6 +24,7 @@ from mmseg.registry import DATASETS
 from mmseg_maskformer.datasets.panoptic import load_panoptic_png
 from mmseg_maskformer.datasets.validation import (DataError, check_labels,
                                                   check_panoptic_segments, check_same_size)
+from mmseg_maskformer.datasets.wrappers import underlying_dataset_configs
 
 
 def parse_args(argv=None):
@@ -60,7 +65,7 @@ def read_panoptic(info: dict, ignore_index: int) -> np.ndarray:
     return labels
 
 
-def check_split(dataset, num_classes: int, ignore_index: int):
+def check_samples(dataset, num_classes: int, ignore_index: int):
     """Returns (errors, pixels per class, images per class, ignored pixels, all pixels)."""
     errors = []
     pixels = np.zeros(num_classes, dtype=np.int64)
@@ -106,6 +111,53 @@ def format_table(classes, pixels, images, ignored, total) -> str:
     return '\n'.join(lines)
 
 
+class DatasetCheck(NamedTuple):
+    """What :func:`check_dataset` found in one (unwrapped) dataset; ``classes`` is None when the
+    dataset could not be built."""
+    samples: int
+    classes: Optional[Tuple[str, ...]]
+    errors: List[str]
+    pixels: Optional[np.ndarray] = None
+    images: Optional[np.ndarray] = None
+    ignored: int = 0
+    total: int = 0
+
+
+def check_dataset(dataset_cfg, ignore_index: int) -> DatasetCheck:
+    try:
+        dataset = DATASETS.build(dict(dataset_cfg, pipeline=[], lazy_init=False))
+    except (OSError, ValueError) as error:
+        return DatasetCheck(0, None, [f'cannot build the dataset: {error}'])
+    classes = tuple(dataset.metainfo['classes'])
+    return DatasetCheck(len(dataset), classes, *check_samples(dataset, len(classes), ignore_index))
+
+
+def report_split(split: str, checks: List[DatasetCheck], ignore_index: int,
+                 wrapper: Optional[str] = None) -> bool:
+    """Prints the table and the problems of a split made of the datasets of ``checks`` (under a
+    dataset wrapper of type ``wrapper``, if any); returns whether there was a problem."""
+    errors = [error for check in checks for error in check.errors]
+    built = [check for check in checks if check.classes is not None]
+    if built:
+        classes = built[0].classes
+        counted = [check for check in built if check.classes == classes]
+        if len(counted) < len(built):  # mmengine's ConcatDataset refuses them as well
+            errors.append(f'the datasets under {wrapper} differ in classes; only those with the '
+                          f'classes of the first are counted')
+        samples = f'{sum(check.samples for check in built)} samples'
+        if wrapper is not None:
+            samples += (f' ({wrapper} of {len(checks)} dataset{"s" * (len(checks) > 1)}, each '
+                        f'sample counted once)')
+        print(f'[{split}] {samples}, {len(classes)} classes, ignore value {ignore_index}')
+        print(format_table(classes, sum(check.pixels for check in counted),
+                           sum(check.images for check in counted),
+                           sum(check.ignored for check in counted),
+                           sum(check.total for check in counted)))
+    for error in errors:
+        print(f'[{split}] ERROR: {error}')
+    return bool(errors)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -114,26 +166,22 @@ def main(argv=None) -> int:
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     ignore_index = cfg.model.get('decode_head', {}).get('ignore_index', 255)
     failed = False
-    checked = set()
+    checks = {}  # by repr of the dataset config: a dataset in several splits is read once
+    reported = []
     for split in args.splits:
         dataset_cfg = cfg.get(f'{split}_dataloader', {}).get('dataset')
-        if dataset_cfg is None or repr(dataset_cfg) in checked:
-            continue  # test_dataloader is often val_dataloader
-        checked.add(repr(dataset_cfg))
-        try:
-            dataset = DATASETS.build(dict(dataset_cfg, pipeline=[], lazy_init=False))
-        except (OSError, ValueError) as error:
-            print(f'[{split}] ERROR: cannot build the dataset: {error}')
-            failed = True
+        if dataset_cfg is None:
             continue
-        classes = dataset.metainfo['classes']
-        errors, pixels, images, ignored, total = check_split(dataset, len(classes), ignore_index)
-        print(f'[{split}] {len(dataset)} samples, {len(classes)} classes, ignore value '
-              f'{ignore_index}')
-        print(format_table(classes, pixels, images, ignored, total))
-        for error in errors:
-            print(f'[{split}] ERROR: {error}')
-        failed |= bool(errors)
+        underlying = underlying_dataset_configs(dataset_cfg)
+        keys = [repr(c) for c in underlying]
+        if keys in reported:
+            continue  # test_dataloader is often val_dataloader
+        reported.append(keys)
+        for key, underlying_cfg in zip(keys, underlying):
+            if key not in checks:
+                checks[key] = check_dataset(underlying_cfg, ignore_index)
+        wrapper = None if underlying == [dataset_cfg] else dataset_cfg.get('type')
+        failed |= report_split(split, [checks[key] for key in keys], ignore_index, wrapper)
     print('FAILED' if failed else 'OK')
     return 1 if failed else 0
 

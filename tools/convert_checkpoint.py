@@ -9,12 +9,16 @@ The source is detected from the input:
   the official code): ``--config`` names the mmseg config of the same model (e.g.
   ``configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py``); the converted weights
   are checked against the model it builds (every missing, unexpected or differently shaped tensor
-  is named) and written to ``OUT_DIR/NAME.pth``. The file is read without running code from it.
+  is named) and written to ``OUT_DIR/NAME.pth``, with the class names and colours of the config's
+  test dataset (its data need not be on disk). The file is read without running code from it.
 - a local ``save_pretrained`` directory of a transformers ``MaskFormerForInstanceSegmentation``
   (ResNet or Swin backbone; nothing is downloaded): writes ``OUT_DIR/NAME.py`` (a full mmseg
   config) and ``OUT_DIR/NAME.pth``.
 
-The ``.pth`` holds ``{'state_dict', 'meta'}`` for ``tools/test.py`` or ``mmseg.apis.init_model``.
+The ``.pth`` holds ``{'state_dict', 'meta'}`` for ``tools/test.py``, ``tools/infer.py`` or
+``mmseg.apis.init_model``; ``meta.dataset_meta`` names the classes (``classes``, ``palette``, and
+``thing_classes`` for panoptic datasets), which ``init_model`` would otherwise guess from the
+number of classes.
 """
 import argparse
 import json
@@ -25,7 +29,6 @@ import sys
 # Runs from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
@@ -53,11 +56,11 @@ def image_normalisation(hf_dir):
     return processor.get('image_mean'), processor.get('image_std')
 
 
-def dataset_meta(hf_config):
+def hf_dataset_meta(hf_config):
+    from mmseg_maskformer.converters import random_palette
     classes = tuple(hf_config.id2label[i] for i in range(hf_config.num_labels))
-    # The fixed-seed random palette mmseg's BaseSegDataset gives datasets without one.
-    palette = np.random.RandomState(42).randint(0, 255, size=(len(classes), 3)).tolist()
-    return dict(classes=classes, palette=palette)
+    # An HF config names no colours: those mmseg's datasets get without a palette.
+    return dict(classes=classes, palette=random_palette(len(classes)))
 
 
 def convert_hf(hf_dir, out_dir, name):
@@ -68,7 +71,7 @@ def convert_hf(hf_dir, out_dir, name):
         hf_dir, local_files_only=True).eval()
     image_mean, image_std = image_normalisation(hf_dir)
     model_cfg, state_dict = convert_hf_maskformer(hf_model, image_mean, image_std)
-    meta = dict(dataset_meta=dataset_meta(hf_model.config), converted_from=osp.abspath(hf_dir),
+    meta = dict(dataset_meta=hf_dataset_meta(hf_model.config), converted_from=osp.abspath(hf_dir),
                 transformers_version=transformers.__version__)
     checkpoint_path = save_checkpoint(state_dict, meta, out_dir, name)
     config_path = osp.join(out_dir, f'{name}.py')
@@ -87,15 +90,21 @@ def convert_official(path, config_path, out_dir, name):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    from mmseg_maskformer.converters import check_state_dict_fits, convert_official_maskformer
+    from mmseg_maskformer.converters import (check_state_dict_fits, config_dataset_meta,
+                                             convert_official_maskformer)
     if config_path is None:
         sys.exit(f'{path} is an official MaskFormer checkpoint: pass --config with the mmseg '
                  'config of the same model (see configs/maskformer/)')
-    state_dict = convert_official_maskformer(path)
     cfg = Config.fromfile(config_path)
+    try:
+        dataset_meta = config_dataset_meta(cfg)
+    except ValueError as error:
+        sys.exit(f'{config_path}: {error}')
+    state_dict = convert_official_maskformer(path)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     check_state_dict_fits(state_dict, MODELS.build(cfg.model))
-    meta = dict(converted_from=osp.abspath(path), config=osp.abspath(config_path))
+    meta = dict(dataset_meta=dataset_meta, converted_from=osp.abspath(path),
+                config=osp.abspath(config_path))
     print(f'checkpoint: {save_checkpoint(state_dict, meta, out_dir, name)}')
 
 

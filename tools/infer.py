@@ -1,7 +1,7 @@
 """Run a trained model on your own images: label maps, overlays and (panoptic) COCO-panoptic files.
 
 Usage: python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR] [--batch-size N]
-       [--device cpu|cuda] [--opacity 0.5] [--cfg-options k=v ...]
+       [--device cpu|cuda] [--opacity 0.5] [--trust-checkpoint] [--cfg-options k=v ...]
 
 INPUT: image files, directories (their images, not recursive) or glob patterns ('photos/**/*.jpg',
 quoted). Any mode Pillow reads is accepted: grayscale, palette and RGBA images are converted to
@@ -22,6 +22,14 @@ without its extension):
 Images go through the config's test pipeline without its annotation loading, then the model's
 ``test_step`` (the same path as ``mmseg.apis.inference_model``); consecutive images of one size
 are batched.
+
+Class names and colours (legends, ``categories``) are those the checkpoint's ``meta.dataset_meta``
+names (mmseg 0.x: ``meta.CLASSES`` / ``PALETTE``); without a palette, mmseg's seeded colours. A
+checkpoint naming another number of classes than the model predicts (``decode_head.num_classes``
+of CONFIG) is refused: it belongs to another config. A checkpoint naming no classes (e.g. one
+converted before ``tools/convert_checkpoint.py`` wrote them) gets the names ``class 0`` ..
+``class K-1`` and a warning, where ``mmseg.apis.init_model`` would take the names of whichever
+dataset has as many classes, else Cityscapes' 19 (wrong names, and too few for a larger model).
 """
 import argparse
 import glob
@@ -38,6 +46,8 @@ from mmengine.dataset import Compose
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from mmseg_maskformer.converters import checkpoint_dataset_meta, random_palette
+from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.visualization import (add_legend, blend, colourise, colourise_segments,
                                             segment_borders)
 
@@ -55,6 +65,7 @@ def parse_args(argv=None):
                         help='images per forward pass (consecutive images of one size)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--opacity', type=float, default=0.5, help='of the colours in overlays')
+    parser.add_argument('--trust-checkpoint', action='store_true', help=TRUST_CHECKPOINT_HELP)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs (mmseg syntax)')
     args = parser.parse_args(argv)
@@ -196,16 +207,32 @@ class Writer:
             json.dump(dict(annotations=self.annotations, categories=categories), f)
 
 
-def class_names_and_palette(model) -> tuple:
-    """Class names and an (K, 3) uint8 palette from the checkpoint metainfo, with generated
-    names / colours where it has none."""
+def load_model(config, checkpoint: str, device: str, cfg_options=None):
+    """``mmseg.apis.init_model(config, checkpoint)`` whose ``dataset_meta`` holds the class names
+    and colours the checkpoint names, one per class of the model, or generated ones (with a
+    warning) when it names none: see the module's docstring.
+
+    Raises:
+        ValueError: the checkpoint names another number of classes than the model predicts.
+    """
+    from mmengine.runner import load_checkpoint
+    from mmseg.apis import init_model
+
+    # init_model without a checkpoint, then its loading step, so that the checkpoint's meta is
+    # seen as it is, not with the class names init_model invents when it has none.
+    model = init_model(config, None, device=device, cfg_options=cfg_options)
+    loaded = load_checkpoint(model, checkpoint, map_location='cpu')
     num_classes = model.decode_head.num_classes
-    meta = getattr(model, 'dataset_meta', None) or {}
-    classes = list(meta.get('classes') or [f'class {i}' for i in range(num_classes)])
-    palette = meta.get('palette')
-    if not palette or len(palette) < len(classes):
-        palette = np.random.default_rng(0).integers(0, 256, (len(classes), 3))
-    return classes, np.asarray(palette, dtype=np.uint8)
+    meta = checkpoint_dataset_meta(loaded.get('meta'), checkpoint, num_classes)
+    if meta is None:
+        print(f'warning: {checkpoint} names no classes (no meta.dataset_meta): they are called '
+              f"'class 0' .. 'class {num_classes - 1}'. tools/convert_checkpoint.py SOURCE "
+              'OUT_DIR --config CONFIG writes the names of the dataset of CONFIG.',
+              file=sys.stderr)
+        meta = dict(classes=tuple(f'class {i}' for i in range(num_classes)),
+                    palette=random_palette(num_classes))
+    model.dataset_meta = meta
+    return model
 
 
 def run_batch(model, batch: List[Dict], writer: Writer) -> None:
@@ -219,16 +246,17 @@ def run_batch(model, batch: List[Dict], writer: Writer) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmseg.apis import init_model
     from mmengine.model import revert_sync_batchnorm
 
     paths = find_images(args.inputs)
-    model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options)
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
+    model = load_model(args.config, args.checkpoint, args.device, args.cfg_options)
     model = revert_sync_batchnorm(model)  # SyncBN refuses to run outside a process group
     panoptic = model.decode_head.test_cfg.get('mode', 'semantic') == 'panoptic'
     thing_labels = thing_labels_of(model) if panoptic else []
-    classes, palette = class_names_and_palette(model)
+    classes = model.dataset_meta['classes']
+    palette = np.asarray(model.dataset_meta['palette'], dtype=np.uint8)
     pipeline = inference_pipeline(model.cfg)
     writer = Writer(args.out_dir, classes, palette, args.opacity, panoptic, thing_labels)
 

@@ -7,6 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmseg_maskformer.engine.hooks import drop_disabled_default_hooks
 from mmseg_maskformer.engine.preflight import check_datasets_not_empty
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.utils.dist import destroy_process_group_on_exit, setup_cpu_distributed
@@ -66,6 +67,7 @@ def build_config(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    drop_disabled_default_hooks(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

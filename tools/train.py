@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
+from mmseg_maskformer.engine.hooks import drop_disabled_default_hooks
 from mmseg_maskformer.engine.preflight import check_datasets_not_empty
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.utils.dist import destroy_process_group_on_exit, setup_cpu_distributed
@@ -52,8 +53,8 @@ def enable_amp(cfg, dtype: str) -> None:
                   level=logging.WARNING)
         return
     if optim_wrapper not in AMP_TWINS:
-        raise ValueError(f'--amp needs an optimizer wrapper of type {sorted(AMP_TWINS)}, the config '
-                         f'has {optim_wrapper}')
+        raise ValueError(f'--amp needs an optimizer wrapper of type {sorted(AMP_TWINS)}, the '
+                         f'config has {optim_wrapper}')
     cfg.optim_wrapper.type = AMP_TWINS[optim_wrapper]
     cfg.optim_wrapper.dtype = dtype
     # bf16 has the exponent range of fp32, so its gradients need no scaling: a static scale of 1
@@ -76,6 +77,7 @@ def build_config(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    drop_disabled_default_hooks(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

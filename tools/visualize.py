@@ -4,8 +4,13 @@ Semantic models: image | ground truth | prediction. Panoptic models (``pred_pano
 image | ground-truth segments | predicted segments, each segment in its class colour, instances
 of a thing class in shades of it, segment borders in white. A legend names the class colours.
 
+Class names and colours are those of the config's test dataset, which must have one class per
+class the model predicts (``decode_head.num_classes``), as must the checkpoint's
+``meta.dataset_meta`` where it names classes. Ground-truth pixels of the head's ``ignore_index``
+(255; 65 for Vistas, 65535 for ADE20K-Full) are white; predictions show every class's colour.
+
 Usage: python tools/visualize.py CONFIG CHECKPOINT [--out-dir DIR] [--num N] [--device cpu]
-       [--cfg-options k=v ...]
+       [--trust-checkpoint] [--cfg-options k=v ...]
 """
 import argparse
 import os
@@ -17,10 +22,12 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
+from mmseg_maskformer.converters import checkpoint_dataset_meta
+from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.visualization import add_legend, colourise, colourise_segments, panel
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Write prediction panels as PNG files')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
@@ -28,13 +35,25 @@ def parse_args():
     parser.add_argument('--num', type=int, default=6, help='number of test images')
     parser.add_argument('--scale', type=int, default=2, help='integer zoom of each panel')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--trust-checkpoint', action='store_true', help=TRUST_CHECKPOINT_HELP)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs (mmseg syntax)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def check_classes(classes, num_classes: int, config: str, checkpoint: str, checkpoint_meta):
+    """The dataset's and the checkpoint's class lists must have one entry per class the model
+    predicts: a shorter one leaves classes without a name and colour, a longer one means that
+    the model and the data (or the weights) belong to different configs."""
+    if len(classes) != num_classes:
+        raise ValueError(f'the test dataset of {config} has {len(classes)} classes but its model '
+                         f'predicts {num_classes} (model.decode_head.num_classes): make them '
+                         'agree in the config')
+    checkpoint_dataset_meta(checkpoint_meta, checkpoint, num_classes)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     from mmseg.registry import DATASETS, MODELS
 
     cfg = Config.fromfile(args.config)
@@ -43,8 +62,13 @@ def main():
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.to(args.device).eval()
+    check_classes(dataset.metainfo['classes'], model.decode_head.num_classes, args.config,
+                  args.checkpoint, checkpoint.get('meta'))
+    ignore_index = model.decode_head.ignore_index
     palette = np.array(dataset.metainfo['palette'], dtype=np.uint8)
     legend = list(zip(dataset.metainfo['classes'], palette))
 
@@ -61,7 +85,7 @@ def main():
             pred = colourise_segments(result.pred_panoptic_seg.data[0].cpu().numpy(), pred_labels,
                                       palette)
         else:
-            gt = colourise(result.gt_sem_seg.data[0].cpu().numpy(), palette)
+            gt = colourise(result.gt_sem_seg.data[0].cpu().numpy(), palette, ignore_index)
             pred = colourise(result.pred_sem_seg.data[0].cpu().numpy(), palette)
         name = osp.splitext(osp.basename(result.img_path))[0]
         path = osp.join(args.out_dir, f'{name}.png')

@@ -5,7 +5,7 @@
 _base_ = ['./maskformer_r18-tiny_1xb8-2k_shapes-128x128.py']
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='IgnoreBand', top=0.4, bottom=0.6),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')

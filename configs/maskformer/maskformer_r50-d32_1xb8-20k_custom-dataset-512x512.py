@@ -24,6 +24,8 @@ max_iters = 20000
 # ------------------------------------------------------------------------------------------------
 
 metainfo = dict(classes=classes, palette=palette)
+# LoadSizeCheckedAnnotations: mmseg's LoadAnnotations (same arguments) that stops at a mask whose
+# size differs from its image's, naming both files (RandomResize would stretch it unnoticed).
 data_preprocessor = dict(size=crop_size, seg_pad_val=ignore_index)
 model = dict(
     data_preprocessor=data_preprocessor,
@@ -31,7 +33,7 @@ model = dict(
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=reduce_zero_label),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=reduce_zero_label),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75, ignore_index=ignore_index),
     dict(type='RandomFlip', prob=0.5),
@@ -41,7 +43,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=reduce_zero_label),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=reduce_zero_label),
     dict(type='PackSegInputs')
 ]
 dataset = dict(

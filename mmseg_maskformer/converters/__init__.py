@@ -1,10 +1,22 @@
-"""Converters of third-party MaskFormer checkpoints into this project's mmseg models."""
-from .checkpoint_files import load_checkpoint_file
-from .hf import convert_hf_maskformer
-from .key_mapping import check_state_dict_fits
-from .official import convert_official_maskformer
+"""Converters of third-party MaskFormer checkpoints into this project's mmseg models, and the
+``dataset_meta`` (class names, colours) a checkpoint carries."""
+import importlib
 
-__all__ = [
-    'check_state_dict_fits', 'convert_hf_maskformer', 'convert_official_maskformer',
-    'load_checkpoint_file'
-]
+# Each name is imported from its module on first use: the Hugging Face converter needs
+# transformers, which the inference tools reading checkpoint metainfo (tools/infer.py) do not.
+_MODULE_OF = {
+    'check_state_dict_fits': 'key_mapping',
+    'checkpoint_dataset_meta': 'dataset_meta',
+    'config_dataset_meta': 'dataset_meta',
+    'convert_hf_maskformer': 'hf',
+    'convert_official_maskformer': 'official',
+    'load_checkpoint_file': 'checkpoint_files',
+    'random_palette': 'dataset_meta',
+}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f'.{_MODULE_OF[name]}', __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -1,20 +1,23 @@
 """Datasets. Importing this package registers ``ShapesDataset``, ``CocoPanopticSegDataset``,
-``ADE20KFullDataset`` and their transforms with MMSegmentation.
+``ADE20KFullDataset`` and their transforms (``LoadSizeCheckedAnnotations``, which every config
+uses in place of mmseg's ``LoadAnnotations``, ...) with MMSegmentation.
 
-The Shapes generator (:mod:`.shapes`) needs only numpy and Pillow, so that the data can be made
-where MMSegmentation is not installed; the registration is then skipped and the dataset classes
-raise the original ImportError when they are used.
+The Shapes generator (:mod:`.shapes`) needs only numpy and Pillow and :mod:`.wrappers` plain
+Python, so that they work where MMSegmentation is not installed; the registration is then skipped
+and the dataset classes raise the original ImportError when they are used.
 """
 from .ade20k_full_classes import ADE20K_FULL_CLASSES
 from .shapes import (CATEGORIES, CLASSES, PALETTE, STUFF_CLASSES, THING_CLASSES,
                      generate_shapes_dataset, id2rgb, render_sample, rgb2id)
+from .wrappers import underlying_dataset_configs
 
 _MMSEG_NAMES = ('ADE20KFullDataset', 'CocoPanopticSegDataset', 'IgnoreBand',
-                'Load16BitAnnotations', 'LoadPanopticAnnotations', 'PackPanopticSegInputs',
-                'RandomRangeCrop', 'ShapesDataset')
+                'Load16BitAnnotations', 'LoadPanopticAnnotations', 'LoadSizeCheckedAnnotations',
+                'PackPanopticSegInputs', 'RandomRangeCrop', 'ShapesDataset')
 __all__ = [
     'ADE20K_FULL_CLASSES', 'CATEGORIES', 'CLASSES', 'PALETTE', 'STUFF_CLASSES', 'THING_CLASSES',
-    'generate_shapes_dataset', 'id2rgb', 'render_sample', 'rgb2id', *_MMSEG_NAMES
+    'generate_shapes_dataset', 'id2rgb', 'render_sample', 'rgb2id', 'underlying_dataset_configs',
+    *_MMSEG_NAMES
 ]
 
 try:
@@ -22,7 +25,7 @@ try:
     from .ignore_band import IgnoreBand
     from .panoptic import CocoPanopticSegDataset, LoadPanopticAnnotations, PackPanopticSegInputs
     from .shapes_dataset import ShapesDataset
-    from .transforms import RandomRangeCrop
+    from .transforms import LoadSizeCheckedAnnotations, RandomRangeCrop
 except ModuleNotFoundError as error:
     # Only a missing OpenMMLab stack is tolerated; any other failure is a real bug.
     if (error.name or '').split('.')[0] not in ('mmseg', 'mmcv', 'mmengine'):

@@ -5,11 +5,10 @@ import mmcv
 import numpy as np
 from mmengine import fileio
 from mmseg.datasets import BaseSegDataset
-from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .ade20k_full_classes import ADE20K_FULL_CLASSES
-from .validation import check_same_size
+from .transforms import LoadSizeCheckedAnnotations
 
 ADE20K_FULL_IGNORE_INDEX = 65535
 
@@ -31,11 +30,11 @@ class ADE20KFullDataset(BaseSegDataset):
 
 
 @TRANSFORMS.register_module()
-class Load16BitAnnotations(LoadAnnotations):
-    """mmseg's ``LoadAnnotations`` for 16-bit label maps (e.g. ADE20K-Full's TIFFs): the labels
-    are kept as uint16 where mmseg's loader casts them to uint8 (847 classes and the ignore value
-    65535 do not fit in 8 bits). ``reduce_zero_label`` is not supported (no 16-bit dataset here
-    uses it); a ``label_map`` of the dataset is applied as in mmseg.
+class Load16BitAnnotations(LoadSizeCheckedAnnotations):
+    """:class:`LoadSizeCheckedAnnotations` for 16-bit label maps (e.g. ADE20K-Full's TIFFs): the
+    labels are kept as uint16 where mmseg's loader casts them to uint8 (847 classes and the ignore
+    value 65535 do not fit in 8 bits). ``reduce_zero_label`` is not supported (no 16-bit dataset
+    here uses it); a ``label_map`` of the dataset is applied as in mmseg.
     """
 
     def _load_seg_map(self, results: dict) -> None:
@@ -47,8 +46,6 @@ class Load16BitAnnotations(LoadAnnotations):
         if seg_map.dtype != np.uint16 or seg_map.ndim != 2:
             raise ValueError(f'{path}: expected a single-channel 16-bit label map, got '
                              f'{seg_map.dtype} of shape {seg_map.shape}')
-        if 'ori_shape' in results:  # the image as loaded: test pipelines resize it first
-            check_same_size(results['ori_shape'], seg_map.shape, results.get('img_path'), path)
         if results.get('label_map') is not None:
             original = seg_map.copy()
             for old_id, new_id in results['label_map'].items():

@@ -22,7 +22,7 @@ from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .shapes import rgb2id
-from .validation import check_panoptic_segments, check_same_size
+from .validation import check_loaded_annotation_size, check_panoptic_segments
 
 # Segment indices live in a uint8 map; 255 is what mmseg pads segmentation maps with.
 MAX_SEGMENTS = 254
@@ -110,9 +110,7 @@ class LoadPanopticAnnotations(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         ids = load_panoptic_png(results['seg_map_path'], self.backend_args)
-        if 'ori_shape' in results:  # the image as loaded: test pipelines resize it first
-            check_same_size(results['ori_shape'], ids.shape, results.get('img_path'),
-                            results['seg_map_path'])
+        check_loaded_annotation_size(results, ids.shape)
         check_panoptic_segments(ids, [segment['id'] for segment in results['segments_info']],
                                 results['seg_map_path'])
         semantic = np.full(ids.shape, self.ignore_index, dtype=np.uint8)

@@ -1,9 +1,36 @@
-"""Data transforms the official MaskFormer recipes need and mmseg lacks."""
+"""Data transforms that mmseg lacks: an annotation loader that checks sizes, and the crop of the
+official MaskFormer COCO-panoptic recipe."""
 from typing import Tuple
 
 import numpy as np
-from mmseg.datasets.transforms import RandomCrop
+from mmseg.datasets.transforms import LoadAnnotations, RandomCrop
 from mmseg.registry import TRANSFORMS
+
+from .validation import check_loaded_annotation_size
+
+
+@TRANSFORMS.register_module()
+class LoadSizeCheckedAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` (same arguments, same output) that raises
+    :class:`~mmseg_maskformer.datasets.validation.DataError` naming the annotation and its image
+    when their heights or widths differ.
+
+    mmcv's ``Resize`` rescales a label map from its own size, so in a training pipeline that
+    resizes, an annotation of the wrong size would be stretched onto its image and trained on
+    unnoticed. Put it after ``LoadImageFromFile``: the annotation is compared with the image as
+    read (``ori_shape``), which also holds in test pipelines that load annotations after resizing.
+
+    Without an annotation (``seg_map_path``) it passes the results through: mmseg's
+    ``inference_model`` and ``MMSegInferencer`` remove only steps named ``LoadAnnotations`` from
+    the test pipeline before running it on bare images.
+    """
+
+    def transform(self, results: dict) -> dict:
+        if results.get('seg_map_path') is None:
+            return results
+        results = super().transform(results)
+        check_loaded_annotation_size(results, results['gt_seg_map'].shape)
+        return results
 
 
 @TRANSFORMS.register_module()

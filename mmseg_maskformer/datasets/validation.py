@@ -1,7 +1,8 @@
 """Checks of ground truth that fail loudly and name the file.
 
-Used by the loading transforms (sizes, panoptic PNG vs JSON, at load time before any transform can
-hide a mismatch), by :class:`mmseg_maskformer.engine.DataCheckHook` (label values of every batch in
+Used by the loading transforms (sizes, panoptic PNG vs JSON, at load time: mmcv's ``Resize``
+rescales a label map from its own size, so a training pipeline that resizes would hide a size
+mismatch), by :class:`mmseg_maskformer.engine.DataCheckHook` (label values of every batch in
 training and evaluation: mmseg's ``IoUMetric`` would drop out-of-range labels silently, the
 criterion would fail without a file name) and by ``tools/check_dataset.py``. numpy only.
 """
@@ -42,6 +43,18 @@ def check_same_size(image_shape: Sequence[int], annotation_shape: Sequence[int],
         raise DataError(
             f'{seg_map_path}: annotation size {tuple(annotation_shape[:2])} (H, W) differs from '
             f'the size {tuple(image_shape[:2])} of its image {img_path}')
+
+
+def check_loaded_annotation_size(results: dict, annotation_shape: Sequence[int]) -> None:
+    """For a loading transform: raise :class:`DataError` naming both files if the annotation just
+    read for ``results`` differs in size from its image as read (``ori_shape``, which mmcv's
+    ``LoadImageFromFile`` sets). ``img_shape`` is not the reference: mmseg's test pipelines resize
+    the image before loading the annotation, which "does not need to do resize data transform"
+    (mmseg configs/_base_/datasets/ade20k.py, ``test_pipeline``). Nothing to compare before an
+    image is loaded."""
+    if 'ori_shape' in results:
+        check_same_size(results['ori_shape'], annotation_shape, results.get('img_path'),
+                        results['seg_map_path'])
 
 
 def check_panoptic_segments(segment_ids: np.ndarray, json_ids: Iterable[int],

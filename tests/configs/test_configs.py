@@ -35,6 +35,13 @@ OFFICIAL_TTA = {
     'coco-stuff10k-640x640': ((320, 480, 640, 800, 960, 1120), 4480),
     'cityscapes-512x1024': ((512, 768, 1024, 1280, 1536, 1792), 4096),
 }
+# configs/_base_/default_hooks.py, which every schedule here inherits.
+PROJECT_HOOKS = dict(safe_checkpoint='mmseg_maskformer.SafeCheckpointHook',
+                     random_state='mmseg_maskformer.RandomStateHook',
+                     data_check='mmseg_maskformer.DataCheckHook')
+# The annotation loaders that compare an annotation's size with its image's at load time.
+SIZE_CHECKING_LOADERS = {'LoadSizeCheckedAnnotations', 'Load16BitAnnotations',
+                         'LoadPanopticAnnotations'}
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,6 +99,26 @@ def test_config_builds_and_runs_a_tiny_forward(path):
     assert prediction.pred_sem_seg.data.shape == (1, 64, 64)
     del model
     gc.collect()
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_has_the_project_hooks_as_default_hooks(path):
+    # In default_hooks (merged key by key), a derived config's own custom_hooks cannot drop them.
+    cfg = load(path)
+    assert {key: cfg.default_hooks[key].type for key in PROJECT_HOOKS} == PROJECT_HOOKS
+    assert not set(PROJECT_HOOKS.values()) & {hook.type for hook in cfg.get('custom_hooks', [])}
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_every_pipeline_checks_annotation_sizes_when_loading(path):
+    # mmseg's LoadAnnotations does not: a training resize would stretch a wrong-size annotation
+    # onto its image unnoticed.
+    cfg = load(path)
+    pipelines = [cfg[loader].dataset.pipeline
+                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    for pipeline in pipelines + ([cfg.tta_pipeline] if cfg.get('tta_pipeline') else []):
+        loaders = {t.type for t in transforms(pipeline) if t.type.endswith('Annotations')}
+        assert len(loaders) == 1 and loaders <= SIZE_CHECKING_LOADERS, loaders
 
 
 @pytest.mark.parametrize('path', sorted(ZOO))

@@ -29,7 +29,7 @@ from transformers import (MaskFormerForInstanceSegmentation, MaskFormerImageProc
 from transformers.models.maskformer.modeling_maskformer import (pair_wise_dice_loss,
                                                                 pair_wise_sigmoid_focal_loss)
 
-from mmseg_maskformer.converters import convert_hf_maskformer
+from mmseg_maskformer.converters import convert_hf_maskformer, random_palette
 from mmseg_maskformer.converters.hf import (BOTTLENECK_DEPTHS, BOTTLENECK_EXPANSION,
                                             check_supported)
 
@@ -222,6 +222,8 @@ def test_convert_checkpoint_tool_round_trip(tmp_path, record_property):
 
     model = init_model(str(config), str(checkpoint), device='cpu')
     assert model.dataset_meta['classes'] == tuple(id2label.values())
+    # HF configs name no colours: mmseg's seeded palette, as for official conversions.
+    assert model.dataset_meta['palette'] == random_palette(NUM_LABELS)
 
     # The data preprocessor (BGR uint8 image in) against the saved HF image processor (RGB in).
     rgb = np.random.RandomState(0).randint(0, 256, (64, 96, 3), dtype=np.uint8)

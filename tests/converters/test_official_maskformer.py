@@ -9,6 +9,8 @@
   ``mask_former/modeling/heads/pixel_decoder.py``.
 Input sizes are not multiples of the stride (32) or the Swin window.
 """
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -424,28 +426,52 @@ def test_wrong_config_is_reported_by_key_and_shape(official_r50_state):
 
 # --- tools/convert_checkpoint.py ---------------------------------------------------------------
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Five classes for the five labels of tiny_hf_model; thing_classes as a panoptic dataset names them.
+TINY_METAINFO = dict(classes=('sky', 'road', 'car', 'person', 'tree'),
+                     thing_classes=('car', 'person'))
+
+
+def tiny_tool_config(path, hf_config, dataset=True) -> str:
+    """An mmseg config of the tiny model; ``dataset``: with a test set naming its classes (the
+    data need not exist)."""
+    from mmengine.config import Config
+    cfg = dict(
+        custom_imports=dict(imports=['mmseg_maskformer.models'], allow_failed_imports=False),
+        default_scope='mmseg',
+        model=zoo_like_cfg(hf_config, resnet_backbone(),
+                           list(hf_config.backbone_config.hidden_sizes)),
+        test_pipeline=[dict(type='LoadImageFromFile'), dict(type='PackSegInputs')])
+    if dataset:
+        cfg['test_dataloader'] = dict(dataset=dict(type='BaseSegDataset', data_root='data/none',
+                                                   metainfo=TINY_METAINFO))
+    Config(cfg).dump(path)
+    return str(path)
+
+
+def convert_checkpoint_tool():
+    """tools/convert_checkpoint.py as a module, to call its functions in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'convert_checkpoint', os.path.join(REPO, 'tools', 'convert_checkpoint.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_convert_checkpoint_tool_official_source(tmp_path, record_property):
-    import os
     import subprocess
     import sys
 
-    from mmengine.config import Config
     from mmseg.apis import init_model
     hf_model = tiny_hf_model(seed=8)
     path = write_official_pkl(tmp_path / 'model_final_abc.pkl', official_state_from_hf(hf_model))
-    backbone = hf_model.config.backbone_config
-    config = tmp_path / 'maskformer_tiny.py'
-    Config(dict(
-        custom_imports=dict(imports=['mmseg_maskformer.models'], allow_failed_imports=False),
-        default_scope='mmseg',
-        model=zoo_like_cfg(hf_model.config, resnet_backbone(), list(backbone.hidden_sizes)),
-        test_pipeline=[dict(type='LoadImageFromFile'), dict(type='PackSegInputs')])).dump(config)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    tool = os.path.join(repo, 'tools', 'convert_checkpoint.py')
+    config = tiny_tool_config(tmp_path / 'maskformer_tiny.py', hf_model.config)
+    tool = os.path.join(REPO, 'tools', 'convert_checkpoint.py')
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
 
     def run(*args):
-        return subprocess.run([sys.executable, tool, *map(str, args)], cwd=repo, env=env,
+        return subprocess.run([sys.executable, tool, *map(str, args)], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
 
     result = run(path, tmp_path / 'out')
@@ -454,5 +480,40 @@ def test_convert_checkpoint_tool_official_source(tmp_path, record_property):
     assert result.returncode == 0, result.stderr
     checkpoint = tmp_path / 'out' / 'model_final_abc.pth'
     assert str(checkpoint) in result.stdout
-    model = init_model(str(config), str(checkpoint), device='cpu')
+    model = init_model(config, str(checkpoint), device='cpu')
+    assert model.dataset_meta['classes'] == TINY_METAINFO['classes']
     assert_logits_match_hf(model.eval(), hf_model, ODD_SIZE, record_property, 'tool')
+
+
+def test_converted_checkpoint_names_the_classes_of_the_config(tmp_path):
+    """init_model reads the converted meta.dataset_meta instead of guessing from num_classes
+    (5 classes: it would have taken the first 5-class name list it knows, or Cityscapes')."""
+    from mmseg.apis import init_model
+
+    from mmseg_maskformer.converters import random_palette
+    tool = convert_checkpoint_tool()
+    hf_model = tiny_hf_model(seed=9)
+    path = write_official_pkl(tmp_path / 'model.pkl', official_state_from_hf(hf_model))
+    config = tiny_tool_config(tmp_path / 'tiny.py', hf_model.config)
+    tool.convert_official(path, config, str(tmp_path / 'out'), 'converted')
+    checkpoint = str(tmp_path / 'out' / 'converted.pth')
+    model = init_model(config, checkpoint, device='cpu')
+    assert model.dataset_meta == dict(classes=TINY_METAINFO['classes'],
+                                      palette=random_palette(5),
+                                      thing_classes=TINY_METAINFO['thing_classes'])
+    meta = torch.load(checkpoint, weights_only=True)['meta']  # plain data: loads safely
+    assert meta['dataset_meta'] == model.dataset_meta
+
+
+def test_converter_refuses_a_config_that_names_no_classes(tmp_path):
+    tool = convert_checkpoint_tool()
+    hf_model = tiny_hf_model(seed=9)
+    path = write_official_pkl(tmp_path / 'model.pkl', official_state_from_hf(hf_model))
+    config = tiny_tool_config(tmp_path / 'model_only.py', hf_model.config, dataset=False)
+    with pytest.raises(SystemExit, match=r'model_only\.py: the config has no test_dataloader'):
+        tool.convert_official(path, config, str(tmp_path / 'out'), 'converted')
+    with open(config, 'a') as f:  # a test set of another number of classes
+        f.write("test_dataloader = dict(dataset=dict(type='ShapesDataset'))\n")
+    with pytest.raises(SystemExit, match=r'6 classes but its model predicts 5'):
+        tool.convert_official(path, config, str(tmp_path / 'out'), 'converted')
+    assert not (tmp_path / 'out').exists()

@@ -2,101 +2,87 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
+from checkpoint_testing import random_checkpoint
+from cli_testing import CONFIG, PANOPTIC_CONFIG, REPO, run, run_failing, tiny_options
+from mmseg_maskformer.datasets.shapes import rgb2id
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
-
-
-def tiny_options(data_root, iters):
-    return [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False', f'train_cfg.max_iters={iters}',
-        f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={iters}',
-        'default_hooks.logger.interval=1', f'param_scheduler.1.end={iters}',
-        'param_scheduler.0.end=1', 'param_scheduler.1.begin=1'
-    ]
-
-
-def run(args, **kwargs):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable] + args, cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=600, **kwargs)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
+@pytest.fixture(scope='module')
+def data_root(trained_shapes):
+    return trained_shapes[0]
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    generate_shapes_dataset(str(root), num_train=8, num_val=4, size=64, seed=0)
-    return str(root)
+def trained(trained_shapes):
+    return trained_shapes[1], trained_shapes[2]
 
 
-@pytest.fixture(scope='module')
-def trained(data_root, tmp_path_factory):
-    work_dir = str(tmp_path_factory.mktemp('work'))
-    run(['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options'] +
-        tiny_options(data_root, 3))
-    with open(os.path.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
-    return work_dir, checkpoint
+def printed_miou(out):
+    match = re.search(r'mIoU: ([0-9.]+)', out)
+    assert match, out[-2000:]
+    return float(match.group(1))
+
+
+def miou_of_saved_predictions(pred_dir, data_root, num_classes=6):
+    """mIoU of the label maps ``tools/test.py --out`` saved, against the ground truth (mmseg's
+    definition: the mean over classes present in ground truth or prediction)."""
+    intersection, union = np.zeros(num_classes), np.zeros(num_classes)
+    paths = sorted(pred_dir.glob('*.png'))
+    for path in paths:
+        pred = np.array(Image.open(path))
+        gt = np.array(Image.open(os.path.join(data_root, 'ann_dir/val', path.name)))
+        for c in range(num_classes):
+            intersection[c] += ((pred == c) & (gt == c)).sum()
+            union[c] += ((pred == c) | (gt == c)).sum()
+    assert len(paths) == 4
+    return 100 * np.mean(intersection[union > 0] / union[union > 0])
 
 
 def test_test_py_loads_checkpoint_and_prints_miou(trained, data_root, tmp_path):
     _, checkpoint = trained
     out = run(['tools/test.py', CONFIG, checkpoint, '--work-dir', str(tmp_path), '--out',
                str(tmp_path / 'pred'), '--cfg-options'] + tiny_options(data_root, 3))
-    match = re.search(r'mIoU: ([0-9.]+)', out)
-    assert match, out[-2000:]
-    # mIoU recomputed from the saved predictions and the ground truth (mmseg's definition: the
-    # mean over classes that occur in ground truth or prediction).
-    intersection, union = np.zeros(6), np.zeros(6)
-    for path in sorted((tmp_path / 'pred').glob('*.png')):
-        pred = np.array(Image.open(path))
-        gt = np.array(Image.open(os.path.join(data_root, 'ann_dir/val', path.name)))
-        for c in range(6):
-            intersection[c] += ((pred == c) & (gt == c)).sum()
-            union[c] += ((pred == c) | (gt == c)).sum()
-    assert len(list((tmp_path / 'pred').glob('*.png'))) == 4
-    expected = 100 * np.mean(intersection[union > 0] / union[union > 0])
-    assert float(match.group(1)) == pytest.approx(expected, abs=0.006)
+    expected = miou_of_saved_predictions(tmp_path / 'pred', data_root)
+    assert printed_miou(out) == pytest.approx(expected, abs=0.006)
 
 
-def test_test_py_tta_merges_views_and_prints_miou(trained, data_root, tmp_path):
-    # Multi-scale + flip on the Shapes config: 6 scales × 2 flips per image, scores averaged.
-    _, checkpoint = trained
+def test_test_py_tta_merges_views_and_prints_miou(data_root, tmp_path):
+    # Multi-scale + flip on the Shapes config: 6 scales × 2 flips per image, scores averaged. With
+    # random weights (noise on the head: several classes per image) the views disagree, so the
+    # merged labels differ from single scale.
+    checkpoint = random_checkpoint(CONFIG, str(tmp_path / 'random.pth'))
     out = run(['tools/test.py', CONFIG, checkpoint, '--tta', '--work-dir', str(tmp_path),
-               '--cfg-options'] + tiny_options(data_root, 3))
-    match = re.search(r'mIoU: ([0-9.]+)', out)
-    assert match, out[-2000:]
-    assert 0.0 <= float(match.group(1)) <= 100.0
+               '--out', str(tmp_path / 'tta'), '--cfg-options'] + tiny_options(data_root, 3))
+    tta = miou_of_saved_predictions(tmp_path / 'tta', data_root)
+    assert printed_miou(out) == pytest.approx(tta, abs=0.006)
+    out = run(['tools/test.py', CONFIG, checkpoint, '--work-dir', str(tmp_path), '--out',
+               str(tmp_path / 'single'), '--cfg-options'] + tiny_options(data_root, 3))
+    assert printed_miou(out) != pytest.approx(tta, abs=0.01)
+    assert any(not np.array_equal(np.array(Image.open(path)),
+                                  np.array(Image.open(tmp_path / 'single' / path.name)))
+               for path in (tmp_path / 'tta').glob('*.png'))
 
 
 def test_test_py_tta_refuses_panoptic_configs(trained, tmp_path):
     _, checkpoint = trained
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable, 'tools/test.py', PANOPTIC_CONFIG, checkpoint, '--tta',
-                             '--work-dir', str(tmp_path)], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode != 0
-    assert 'panoptic outputs is not part of the official' in result.stderr, result.stderr[-2000:]
+    out = run_failing(['tools/test.py', PANOPTIC_CONFIG, checkpoint, '--tta', '--work-dir',
+                       str(tmp_path)])
+    assert 'panoptic outputs is not part of the official' in out, out[-2000:]
 
 
-def test_resume_continues_from_last_iteration(trained, data_root):
-    work_dir, _ = trained
+def test_resume_continues_from_last_iteration(trained, data_root, tmp_path):
+    work_dir = str(tmp_path / 'work')
+    shutil.copytree(trained[0], work_dir)
+    with open(os.path.join(work_dir, 'last_checkpoint'), 'w') as f:  # mmengine's absolute path
+        f.write(os.path.join(work_dir, 'iter_3.pth'))
     out = run(['tools/train.py', CONFIG, '--work-dir', work_dir, '--resume', '--cfg-options'] +
               tiny_options(data_root, 5))
     assert 'resumed epoch: 0, iter: 3' in out, out[-3000:]
@@ -104,42 +90,79 @@ def test_resume_continues_from_last_iteration(trained, data_root):
         assert f.read().strip().endswith('iter_5.pth')
 
 
+def _parameters(path):
+    """The trainable weights of a checkpoint (BatchNorm statistics move in any training step)."""
+    state = torch.load(path, weights_only=True)['state_dict']
+    return {k: v for k, v in state.items() if not k.endswith(('running_mean', 'running_var',
+                                                               'num_batches_tracked'))}
+
+
 def test_load_from_initialises_weights(trained, data_root, tmp_path):
+    # Two iterations at learning rate 0 after load_from: every weight is the loaded one; without
+    # load_from they are the fresh initialisation.
     _, checkpoint = trained
-    out = run(['tools/train.py', CONFIG, '--work-dir', str(tmp_path), '--cfg-options'] +
-              tiny_options(data_root, 2) + [f'load_from={checkpoint}'])
-    assert f'Load checkpoint from {checkpoint}' in out, out[-3000:]
+    frozen = tiny_options(data_root, 2) + ['optim_wrapper.optimizer.lr=0.0']
+    run(['tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'loaded'), '--cfg-options'] +
+        frozen + [f'load_from={checkpoint}'])
+    run(['tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'fresh'), '--cfg-options'] + frozen)
+    loaded = _parameters(tmp_path / 'loaded' / 'iter_2.pth')
+    fresh = _parameters(tmp_path / 'fresh' / 'iter_2.pth')
+    source = _parameters(checkpoint)
+    assert loaded.keys() == source.keys()
+    assert all(torch.equal(loaded[k], source[k]) for k in source)
+    assert not all(torch.equal(fresh[k], source[k]) for k in source)
+
+
+def segments_in(data_root, index):
+    """Segments of a Shapes training image: its distinct labels other than 255 (the training
+    pipeline only flips, which keeps them)."""
+    names = sorted(os.listdir(os.path.join(data_root, 'ann_dir/train')))
+    labels = np.array(Image.open(os.path.join(data_root, 'ann_dir/train', names[index])))
+    return len(set(np.unique(labels).tolist()) - {255})
 
 
 def test_two_process_ddp_training_through_dist_train_sh(data_root, tmp_path):
-    # dist_train.sh on CPU (gloo). That num_masks is all-reduced is checked exactly, with known
-    # per-rank counts, in test_distributed_num_masks.py; here it must reach the training log.
+    # dist_train.sh on CPU (gloo), both ranks exit cleanly. num_masks (the official criterion's
+    # normaliser) is the mean over ranks of each rank's segment count: without shuffling, rank r
+    # draws images r, r + 2, ... two at a time, so iteration 1 has images 0, 2 on rank 0 and 1, 3
+    # on rank 1, iteration 2 images 4, 6 and 5, 7.
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable, PORT='29517')
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path), '--cfg-options'] +
-        tiny_options(data_root, 2),
+        tiny_options(data_root, 2) + ['train_dataloader.sampler.shuffle=False'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert 'terminate called' not in result.stderr
     scalars = [
         json.loads(line) for d, _, files in os.walk(tmp_path) for name in files
         if name == 'scalars.json' for line in open(os.path.join(d, name))
     ]
     logged = [s['decode.num_masks'] for s in scalars if 'decode.num_masks' in s]
-    assert logged, scalars
-
-
-PANOPTIC_CONFIG = os.path.join(
-    REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
+    per_iteration = [sum(segments_in(data_root, i) for i in range(4 * k, 4 * k + 4)) / 2
+                     for k in range(2)]
+    assert logged == pytest.approx(per_iteration, abs=1e-4)
 
 
 def test_panoptic_config_trains_tests_and_draws(data_root, tmp_path):
     run(['tools/train.py', PANOPTIC_CONFIG, '--work-dir', str(tmp_path), '--cfg-options'] +
         tiny_options(data_root, 2))
     checkpoint = os.path.join(str(tmp_path), 'iter_2.pth')
+    out_dir = tmp_path / 'pred'
     out = run(['tools/test.py', PANOPTIC_CONFIG, checkpoint, '--work-dir', str(tmp_path / 'test'),
-               '--cfg-options'] + tiny_options(data_root, 2))
+               '--out', str(out_dir), '--cfg-options'] + tiny_options(data_root, 2))
     for key in ('PQ', 'PQ_th', 'PQ_st', 'mIoU'):
         assert re.search(rf'\b{key}: [0-9.]+', out), (key, out[-2000:])
+    # --out: the label maps (IoUMetric) and the COCO-panoptic files (PanopticQualityMetric),
+    # whose PNG ids and areas agree with panoptic.json
+    assert printed_miou(out) == pytest.approx(miou_of_saved_predictions(out_dir, data_root),
+                                              abs=0.006)
+    with open(out_dir / 'panoptic.json') as f:
+        written = json.load(f)
+    assert len(written['annotations']) == 4 and len(written['categories']) == 6
+    for annotation in written['annotations']:
+        ids = rgb2id(np.array(Image.open(out_dir / 'panoptic' / annotation['file_name'])))
+        areas = {s['id']: s['area'] for s in annotation['segments_info']}
+        assert {int(i): int((ids == i).sum()) for i in np.unique(ids) if i != 0} == areas
     panels = tmp_path / 'panels'
     run(['tools/visualize.py', PANOPTIC_CONFIG, checkpoint, '--out-dir', str(panels), '--num', '2',
          '--cfg-options'] + tiny_options(data_root, 2))

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from PIL import Image
 
 from mmseg_maskformer.datasets import generate_shapes_dataset
@@ -16,10 +17,12 @@ PANOPTIC = os.path.join(REPO,
                         'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
 
 
-def check(config, root):
-    options = [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+def check(config, root=None):
+    """Runs the tool on ``config``, with the data under ``root`` unless the config names it."""
+    options = [] if root is None else ['--cfg-options'] + [
+        f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
     result = subprocess.run(
-        [sys.executable, 'tools/check_dataset.py', config, '--cfg-options'] + options, cwd=REPO,
+        [sys.executable, 'tools/check_dataset.py', config] + options, cwd=REPO,
         env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'), capture_output=True,
         text=True, timeout=300)
     # The report and its verdict are on stdout; stderr has library warnings (or a traceback).
@@ -39,6 +42,10 @@ def expected_counts(root, split):
     pixels = [sum(int((m == c).sum()) for m in maps) for c in range(6)]
     images = [sum(int((m == c).any()) for m in maps) for c in range(6)]
     return pixels, images
+
+
+def summed(*counts):
+    return [list(map(sum, zip(*column))) for column in zip(*counts)]
 
 
 def table_rows(out, split):
@@ -99,3 +106,40 @@ def test_panoptic_json_and_png_disagreements_are_reported(root):
     assert code == 1, out[-3000:]
     assert f"panoptic/train/00000.png: segment ids [{dropped['id']}] are in the PNG" in out
     assert 'panoptic/train/00001.png: segments [77001] of the panoptic JSON have no pixel' in out
+
+
+def wrapped_config(tmp_path, root):
+    """The Shapes config with mmengine's dataset wrappers: train = RepeatDataset of the train
+    split, val = test = ConcatDataset of the val split and (again) the train split."""
+    cfg = Config.fromfile(SEMANTIC)
+    train = dict(cfg.train_dataloader.dataset, data_root=str(root))
+    val = dict(cfg.val_dataloader.dataset, data_root=str(root))
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=3, dataset=train)
+    cfg.val_dataloader.dataset = dict(type='ConcatDataset', datasets=[val, train])
+    cfg.test_dataloader = cfg.val_dataloader
+    path = str(tmp_path / 'wrapped.py')
+    cfg.dump(path)
+    return path
+
+
+def test_dataset_wrappers_are_checked_through_with_each_file_counted_once(root, tmp_path):
+    code, out = check(wrapped_config(tmp_path, root))
+    assert code == 0 and out.rstrip().endswith('OK'), out[-3000:]
+    assert out.count('[train]') == 1 and out.count('[val]') == 1 and '[test]' not in out, out
+    assert '[train] 4 samples' in out and '[val] 6 samples' in out
+    names = ['background', 'water', 'circle', 'rectangle', 'triangle', 'star']
+    train_counts = expected_counts(root, 'train')
+    expected = dict(train=train_counts,
+                    val=summed(expected_counts(root, 'val'), train_counts))
+    for split, (pixels, images) in expected.items():
+        rows = table_rows(out, split)
+        assert [rows[n] for n in names] == list(zip(pixels, images)), split
+
+
+def test_faults_inside_dataset_wrappers_are_reported(root, tmp_path):
+    small = root / 'ann_dir/val/00001.png'
+    Image.open(small).resize((16, 16), Image.NEAREST).save(small)
+    code, out = check(wrapped_config(tmp_path, root))
+    assert code == 1 and out.rstrip().endswith('FAILED'), out[-3000:]
+    errors = [line for line in out.splitlines() if 'ERROR' in line]
+    assert len(errors) == 1 and errors[0].startswith('[val]') and str(small) in errors[0], errors

@@ -167,3 +167,92 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
     rgb = infer.read_rgb(path)
     np.testing.assert_array_equal(rgb[..., 0], [[0, 100], [255, 7]])
     assert rgb.shape == (2, 2, 3)
+
+
+# --- class names and colours -------------------------------------------------------------------
+
+MANY_CLASSES = 300  # more than 256, like ADE20K-Full's 847
+
+
+def class_255_checkpoint(path, meta) -> str:
+    """A Shapes-config model with MANY_CLASSES classes that predicts class 255 everywhere, saved
+    with ``meta``."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    cfg = Config.fromfile(SEMANTIC_CONFIG)
+    cfg.model.decode_head.num_classes = MANY_CLASSES
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        model.decode_head.cls_embed.weight.zero_()
+        model.decode_head.cls_embed.bias.fill_(-10.0)
+        model.decode_head.cls_embed.bias[255] = 10.0
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), path)
+    return str(path)
+
+
+def run_many_classes(images, checkpoint, out):
+    infer.main([SEMANTIC_CONFIG, checkpoint, osp.join(images, 'a_plain.png'), '--out-dir',
+                str(out), '--cfg-options', f'model.decode_head.num_classes={MANY_CLASSES}'])
+    labels = np.asarray(Image.open(out / 'labels' / 'a_plain.png'))
+    image = np.asarray(Image.open(osp.join(images, 'a_plain.png')).convert('RGB'))
+    overlay = np.asarray(Image.open(out / 'overlays' / 'a_plain.png'))[:image.shape[0],
+                                                                       :image.shape[1]]
+    return labels, image, overlay
+
+
+def test_predicted_class_255_has_its_colour(images, tmp_path):
+    """Predictions have no ignore value: class 255 of a model with more classes is drawn in its
+    colour, not white."""
+    palette = [[i % 256, (7 * i) % 256, 100] for i in range(MANY_CLASSES)]
+    meta = dict(dataset_meta=dict(classes=tuple(f'name {i}' for i in range(MANY_CLASSES)),
+                                  palette=palette))
+    checkpoint = class_255_checkpoint(tmp_path / 'many.pth', meta)
+    labels, image, overlay = run_many_classes(images, checkpoint, tmp_path / 'out')
+    assert labels.dtype == np.uint16 and (labels == 255).all()
+    colours = np.broadcast_to(np.array(palette[255], dtype=np.uint8), image.shape)
+    np.testing.assert_array_equal(overlay, infer.blend(image, colours, 0.5))
+
+
+def test_checkpoint_without_class_names_gets_one_per_class(images, tmp_path, capsys):
+    """mmseg's init_model would name the 300 classes with Cityscapes' 19 (and the legend of class
+    255 would fail): the classes are named 'class i', with mmseg's seeded colours."""
+    checkpoint = class_255_checkpoint(tmp_path / 'nameless.pth', dict())
+    labels, image, overlay = run_many_classes(images, checkpoint, tmp_path / 'out')
+    assert "names no classes" in capsys.readouterr().err
+    from mmseg_maskformer.converters import random_palette
+    assert (labels == 255).all()
+    colours = np.broadcast_to(np.array(random_palette(MANY_CLASSES)[255], dtype=np.uint8),
+                              image.shape)
+    np.testing.assert_array_equal(overlay, infer.blend(image, colours, 0.5))
+    model = infer.load_model(SEMANTIC_CONFIG, checkpoint, 'cpu',
+                             dict(model=dict(decode_head=dict(num_classes=MANY_CLASSES))))
+    assert model.dataset_meta['classes'][255] == 'class 255'
+    assert len(model.dataset_meta['classes']) == MANY_CLASSES
+
+
+def test_checkpoint_naming_another_number_of_classes_is_refused(images, semantic_checkpoint,
+                                                                tmp_path):
+    checkpoint = torch.load(semantic_checkpoint, weights_only=True)
+    meta = checkpoint['meta']['dataset_meta']
+    checkpoint['meta']['dataset_meta'] = dict(meta, classes=meta['classes'][:5],
+                                              palette=meta['palette'][:5])
+    path = str(tmp_path / 'five_names.pth')
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match=r'five_names\.pth names 5 classes .* predicts 6 .*'
+                                         r'tools/convert_checkpoint\.py'):
+        infer.main([SEMANTIC_CONFIG, path, images, '--out-dir', str(tmp_path / 'out')])
+    assert not (tmp_path / 'out').exists()
+
+
+def test_trust_checkpoint_flag(images, semantic_checkpoint, tmp_path, monkeypatch):
+    trusted = []
+    monkeypatch.setattr(infer, 'trust_checkpoint', trusted.append)
+    infer.main([SEMANTIC_CONFIG, semantic_checkpoint, osp.join(images, 'a_plain.png'),
+                '--out-dir', str(tmp_path), '--trust-checkpoint'])
+    assert trusted == [semantic_checkpoint]
+    assert not infer.parse_args([SEMANTIC_CONFIG, semantic_checkpoint, 'x']).trust_checkpoint

@@ -8,12 +8,15 @@
 # - test: shortest edge 512, longest edge <= 2048;
 # - test-time augmentation (TEST.AUG): shortest edges 256..896, longest edge <= 3584, with and
 #   without horizontal flip, semantic scores averaged (mmseg_maskformer.MaskFormerTTAModel).
+# Annotations are read with LoadSizeCheckedAnnotations, mmseg's LoadAnnotations (same arguments)
+# that stops at an annotation whose size differs from its image's, naming both files: the resize
+# would otherwise stretch it onto the image unnoticed.
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True),
     dict(type='RandomChoiceResize', scales=[int(x * 0.1 * 512) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=2048),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
@@ -25,7 +28,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeShortestEdge', scale=512, max_size=2048),
     # Annotations are loaded after the resize: metrics compare at the original size.
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 tta_pipeline = [
@@ -35,7 +38,7 @@ tta_pipeline = [
          for s in (256, 384, 512, 640, 768, 896)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True)],
         [dict(type='PackSegInputs')],
     ])
 ]

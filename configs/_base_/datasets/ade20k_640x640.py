@@ -6,7 +6,7 @@ _base_ = './ade20k.py'
 crop_size = (640, 640)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True),
     dict(type='RandomChoiceResize', scales=[int(x * 0.1 * 640) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=2560),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
@@ -17,7 +17,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeShortestEdge', scale=640, max_size=2560),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 tta_pipeline = [
@@ -27,7 +27,7 @@ tta_pipeline = [
          for s in (320, 480, 640, 800, 960, 1120)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True)],
         [dict(type='PackSegInputs')],
     ])
 ]

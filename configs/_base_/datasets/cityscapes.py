@@ -9,7 +9,7 @@ data_root = 'data/cityscapes/'
 crop_size = (512, 1024)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='RandomChoiceResize', scales=[int(x * 0.1 * 1024) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=4096),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
@@ -20,7 +20,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeShortestEdge', scale=1024, max_size=2048),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
 tta_pipeline = [
@@ -30,7 +30,7 @@ tta_pipeline = [
          for s in (512, 768, 1024, 1280, 1536, 1792)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadSizeCheckedAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

@@ -10,7 +10,7 @@ data_root = 'data/coco_stuff10k'
 crop_size = (640, 640)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True),
     dict(type='RandomChoiceResize', scales=[int(x * 0.1 * 640) for x in range(5, 16)],
          resize_type='ResizeShortestEdge', max_size=2560),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
@@ -21,7 +21,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeShortestEdge', scale=640, max_size=2560),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 tta_pipeline = [
@@ -31,7 +31,7 @@ tta_pipeline = [
          for s in (320, 480, 640, 800, 960, 1120)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='LoadSizeCheckedAnnotations', reduce_zero_label=True)],
         [dict(type='PackSegInputs')],
     ])
 ]

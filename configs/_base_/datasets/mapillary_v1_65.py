@@ -13,7 +13,7 @@ ignore_index = 65
 crop_size = (1280, 1280)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='RandomChoiceResize', scales=[int(x * 0.1 * 2048) for x in range(5, 21)],
          resize_type='ResizeShortestEdge', max_size=8192),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0, ignore_index=ignore_index),
@@ -24,7 +24,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeShortestEdge', scale=2048, max_size=2048),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
 tta_pipeline = [
@@ -34,7 +34,7 @@ tta_pipeline = [
          for s in (1024, 1536, 2048, 2560, 3072, 3584)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadSizeCheckedAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

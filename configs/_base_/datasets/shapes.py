@@ -2,17 +2,19 @@
 # 128×128 images, 6 classes (2 stuff, 4 things). Test-time augmentation as the official 512
 # models scaled to the 128 test size: shortest edges 64..224 (0.5..1.75 ×128), longest <= 896
 # (7 ×128), with and without horizontal flip.
+# LoadSizeCheckedAnnotations: mmseg's LoadAnnotations that stops at an annotation whose size
+# differs from its image's, naming both files.
 dataset_type = 'ShapesDataset'
 data_root = 'data/shapes'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSizeCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
 tta_pipeline = [
@@ -22,7 +24,7 @@ tta_pipeline = [
          for s in (64, 96, 128, 160, 192, 224)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='LoadSizeCheckedAnnotations')],
         [dict(type='PackSegInputs')],
     ])
 ]

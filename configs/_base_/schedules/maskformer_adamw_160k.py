@@ -4,6 +4,7 @@
 # query embedding (SOLVER.WEIGHT_DECAY_EMBED 0.0), gradient clipping of the full model at L2 norm
 # 0.01, poly decay (power 0.9, detectron2's WarmupPolyLR) over 160k iterations.
 # A config with another length sets max_iters, param_scheduler and train_cfg again.
+_base_ = '../default_hooks.py'  # this project's hooks
 max_iters = 160000
 # The optimiser wrapper skips no update by default: a non-finite loss or gradient stops training
 # with the batch's file names (max_consecutive_skips=N tolerates N non-finite batches in a row).

@@ -1,4 +1,5 @@
 # AdamW with warm-up and poly decay for training the tiny models from scratch on Shapes.
+_base_ = '../default_hooks.py'  # this project's hooks
 max_iters = 2000
 # The optimiser wrapper skips no update by default: a non-finite loss or gradient stops training
 # with the batch's file names (max_consecutive_skips=N tolerates N non-finite batches in a row).
