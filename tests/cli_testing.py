@@ -57,3 +57,14 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_in_process(tool, argv):
+    """``tools/{tool}.py ARGV`` in this process (no interpreter start-up, ~5 s less than
+    :func:`run`). The run gets its own experiment name: mmengine names loggers and message hubs
+    after the config and the current second, and a second run in the same second would share
+    the first one's."""
+    import uuid
+    if '--cfg-options' in argv:
+        argv = list(argv) + [f'experiment_name=in_process_{uuid.uuid4().hex}']
+    return load_tool(tool).main(argv)

@@ -33,7 +33,6 @@ dataset has as many classes, else Cityscapes' 19 (wrong names, and too few for a
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import sys
@@ -47,6 +46,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from mmseg_maskformer.converters import checkpoint_dataset_meta, random_palette
+from mmseg_maskformer.evaluation.panoptic_files import write_panoptic_json, write_panoptic_png
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.visualization import (add_legend, blend, colourise, colourise_segments,
                                             segment_borders)
@@ -144,12 +144,6 @@ def thing_labels_of(model) -> List[int]:
     return [classes.index(name) for name in meta.get('thing_classes', ())]
 
 
-def bbox_of(mask: np.ndarray) -> List[int]:
-    """COCO box [x, y, width, height] of a non-empty (H, W) mask."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
-
-
 class Writer:
     """Writes the per-image files and collects the panoptic annotations."""
 
@@ -179,15 +173,9 @@ class Writer:
             osp.join(self.out_dir, 'overlays', f'{name}.png'))
         if not self.panoptic:
             return
-        from mmseg_maskformer.datasets.shapes import id2rgb
         segment_map = sample.pred_panoptic_seg.data[0].cpu().numpy()
-        segments = [
-            dict(id=int(s['id']), category_id=int(s['category_id']), iscrowd=0,
-                 isthing=bool(s['isthing']), area=int(s['area']),
-                 bbox=bbox_of(segment_map == s['id']))
-            for s in sample.pred_segments_info if s['area'] > 0
-        ]
-        Image.fromarray(id2rgb(segment_map)).save(osp.join(self.out_dir, 'panoptic', f'{name}.png'))
+        annotation = write_panoptic_png(self.out_dir, name, segment_map, sample.pred_segments_info)
+        segments = annotation['segments_info']
         colours = colourise_segments(
             segment_map, {s['id']: s['category_id'] for s in segments}, self.palette)
         overlay = blend(image, colours, self.opacity)
@@ -195,16 +183,11 @@ class Writer:
         shown = sorted({s['category_id'] for s in segments})
         add_legend(overlay, self.legend(shown)).save(
             osp.join(self.out_dir, 'panoptic_overlays', f'{name}.png'))
-        self.annotations.append(dict(image_id=name, file_name=f'{name}.png',
-                                     segments_info=segments))
+        self.annotations.append(annotation)
 
     def close(self) -> None:
-        if not self.panoptic:
-            return
-        categories = [dict(id=i, name=name, isthing=int(i in self.thing_labels))
-                      for i, name in enumerate(self.classes)]
-        with open(osp.join(self.out_dir, 'panoptic.json'), 'w') as f:
-            json.dump(dict(annotations=self.annotations, categories=categories), f)
+        if self.panoptic:
+            write_panoptic_json(self.out_dir, self.annotations, self.classes, self.thing_labels)
 
 
 def load_model(config, checkpoint: str, device: str, cfg_options=None):

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from cli_testing import CONFIG, REPO, run, run_failing, tiny_options
+from cli_testing import CONFIG, REPO, run, run_failing, run_in_process, tiny_options
 
 from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
-from mmseg_maskformer.utils.checkpoint import TRUST_ENV
+from mmseg_maskformer.datasets.validation import DataError
+from mmseg_maskformer.engine import NonFiniteUpdateError
+from mmseg_maskformer.utils import checkpoint as safe_checkpoint
+from mmseg_maskformer.utils.checkpoint import TRUST_ENV, UntrustedCheckpointError
 
 
 def safe_load(path):
@@ -57,35 +60,44 @@ def _payload_checkpoint(own_checkpoint, tmp_path):
     return str(path), marker
 
 
-def test_test_py_and_load_from_refuse_a_payload(own_checkpoint, data_root, tmp_path):
+@pytest.fixture
+def trusted_files(monkeypatch):
+    """--trust-checkpoint in this process trusts files for this test only."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    monkeypatch.setattr(safe_checkpoint, '_trusted_files', set())
+
+
+def test_test_py_and_load_from_refuse_a_payload(own_checkpoint, data_root, tmp_path,
+                                                 trusted_files):
     path, marker = _payload_checkpoint(own_checkpoint, tmp_path)
-    out = run_failing(['tools/test.py', CONFIG, path, '--work-dir', str(tmp_path / 'test'),
-                       '--cfg-options'] + tiny_options(data_root, 2))
-    assert 'UntrustedCheckpointError' in out and 'the global exec' in out and TRUST_ENV in out
-    out = run_failing(['tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'train'),
-                       '--cfg-options'] + tiny_options(data_root, 2) + [f'load_from={path}'])
-    assert 'UntrustedCheckpointError' in out and 'the global exec' in out
+    with pytest.raises(UntrustedCheckpointError, match='the global exec') as raised:
+        run_in_process('test', [CONFIG, path, '--work-dir', str(tmp_path / 'test'),
+                                '--cfg-options'] + tiny_options(data_root, 2))
+    assert path in str(raised.value) and TRUST_ENV in str(raised.value)
+    with pytest.raises(UntrustedCheckpointError, match='the global exec'):
+        run_in_process('train', [CONFIG, '--work-dir', str(tmp_path / 'train'), '--cfg-options'] +
+                       tiny_options(data_root, 2) + [f'load_from={path}'])
     assert not marker.exists()
-    # The explicit opt-in loads it (and, being full unpickling, runs the payload).
-    out = run(['tools/test.py', CONFIG, path, '--trust-checkpoint', '--work-dir',
-               str(tmp_path / 'trusted'), '--cfg-options'] + tiny_options(data_root, 2))
-    assert 'mIoU' in out and marker.read_text() == 'ran'
 
 
-def test_trust_checkpoint_trusts_only_the_files_named(own_checkpoint, data_root, tmp_path):
+def test_trust_checkpoint_trusts_only_the_files_named(own_checkpoint, data_root, tmp_path,
+                                                      trusted_files):
     # train.py --trust-checkpoint with load_from=evil.pth: a second payload reached through the
     # config (a pretrained backbone) is still refused, and loading it never runs.
     path, marker = _payload_checkpoint(own_checkpoint, tmp_path)
     other, other_marker = _payload_checkpoint(own_checkpoint, tmp_path / 'other')
-    out = run_failing(['tools/train.py', CONFIG, '--trust-checkpoint', '--work-dir',
-                       str(tmp_path / 'train'), '--cfg-options'] + tiny_options(data_root, 2) + [
-                           f'load_from={path}', 'model.backbone.init_cfg.type=Pretrained',
-                           f'model.backbone.init_cfg.checkpoint={other}'])
-    assert f'UntrustedCheckpointError: {other} holds the global exec' in out, out[-2000:]
+    with pytest.raises(UntrustedCheckpointError, match=f'{other} holds the global exec'):
+        run_in_process('train', [
+            CONFIG, '--trust-checkpoint', '--work-dir', str(tmp_path / 'train'), '--cfg-options'
+        ] + tiny_options(data_root, 2) + [
+            f'load_from={path}', 'model.backbone.init_cfg.type=Pretrained',
+            f'model.backbone.init_cfg.checkpoint={other}'
+        ])
     assert not other_marker.exists()
-    run(['tools/train.py', CONFIG, '--trust-checkpoint', '--work-dir', str(tmp_path / 'trusted'),
-         '--cfg-options'] + tiny_options(data_root, 2) + [f'load_from={path}'])
+    run_in_process('train', [CONFIG, '--trust-checkpoint', '--work-dir', str(tmp_path / 'trusted'),
+                             '--cfg-options'] + tiny_options(data_root, 2) + [f'load_from={path}'])
     assert marker.read_text() == 'ran'
+    assert TRUST_ENV not in os.environ  # what the processes it starts would inherit
 
 
 def _final_weights(work_dir, iters):
@@ -128,9 +140,16 @@ def _first(root, folder):
     return sorted((root / folder).glob('*.png'))[0]
 
 
-def _train(root, tmp_path, extra=()):
-    return ['tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'work'), '--cfg-options'
+def _train_args(root, tmp_path, extra=()):
+    return [CONFIG, '--work-dir', str(tmp_path / 'work'), '--cfg-options'
             ] + tiny_options(str(root), 2) + list(extra)
+
+
+def _failing_training(root, tmp_path, error, extra=()):
+    """Train in this process (these runs stop within the first iterations); the error raised."""
+    with pytest.raises(error) as raised:
+        run_in_process('train', _train_args(root, tmp_path, extra))
+    return str(raised.value)
 
 
 def test_label_out_of_range_names_the_file_in_training_and_evaluation(small_root, tmp_path):
@@ -139,39 +158,42 @@ def test_label_out_of_range_names_the_file_in_training_and_evaluation(small_root
         labels = np.array(Image.open(path))
         labels[:4, :4] = 9
         Image.fromarray(labels).save(path)
-    out = run_failing(_train(small_root, tmp_path))
-    assert 'DataError' in out and 'label 9 out of range' in out
-    assert str(_first(small_root, 'ann_dir/train')) in out
+    message = _failing_training(small_root, tmp_path, DataError)
+    assert 'label 9 out of range' in message
+    assert str(_first(small_root, 'ann_dir/train')) in message
     # Evaluation too (mmseg's IoUMetric alone would drop label 9 without a word).
     checkpoint = tmp_path / 'init.pth'
     torch.save(dict(state_dict={}, meta={}), checkpoint)
-    out = run_failing(['tools/test.py', CONFIG, str(checkpoint), '--work-dir', str(tmp_path / 't'),
-                       '--cfg-options'] + tiny_options(str(small_root), 2))
-    assert 'label 9 out of range' in out and str(_first(small_root, 'ann_dir/val')) in out
+    with pytest.raises(DataError, match='label 9 out of range') as raised:
+        run_in_process('test', [CONFIG, str(checkpoint), '--work-dir', str(tmp_path / 't'),
+                                '--cfg-options'] + tiny_options(str(small_root), 2))
+    assert str(_first(small_root, 'ann_dir/val')) in str(raised.value)
 
 
 def test_corrupt_image_names_the_file(small_root, tmp_path):
     path = _first(small_root, 'img_dir/train')
     path.write_bytes(b'not an image')
-    out = run_failing(_train(small_root, tmp_path))
-    assert str(path) in out
+    with pytest.raises(Exception) as raised:
+        run_in_process('train', _train_args(small_root, tmp_path))
+    assert str(path) in str(raised.getrepr())
 
 
 def test_size_mismatch_names_the_file(small_root, tmp_path):
     path = _first(small_root, 'ann_dir/train')
     Image.open(path).resize((32, 32), Image.NEAREST).save(path)
-    out = run_failing(_train(small_root, tmp_path))
-    assert 'DataError' in out and str(path) in out and '(32, 32)' in out and '(64, 64)' in out
+    message = _failing_training(small_root, tmp_path, DataError)
+    assert str(path) in message and '(32, 32)' in message and '(64, 64)' in message
 
 
 def test_empty_or_mistyped_data_directory_is_an_error_not_a_hang(small_root, tmp_path):
     for path in (small_root / 'img_dir/train').glob('*.png'):
         path.unlink()
-    out = run_failing(_train(small_root, tmp_path), timeout=120)
-    assert 'The train dataset is empty' in out and 'img_dir/train' in out
+    message = _failing_training(small_root, tmp_path, DataError)
+    assert 'The train dataset is empty' in message and 'img_dir/train' in message
     shutil.rmtree(small_root / 'img_dir/train')
-    out = run_failing(_train(small_root, tmp_path), timeout=120)
-    assert 'img_dir/train' in out
+    with pytest.raises(Exception) as raised:
+        run_in_process('train', _train_args(small_root, tmp_path))
+    assert 'img_dir/train' in str(raised.value)
 
 
 GUARD = 'optim_wrapper.type=mmseg_maskformer.NonFiniteGuardOptimWrapper'
@@ -180,18 +202,19 @@ NAN_LOSS = 'model.decode_head.criterion.class_weight=nan'
 
 
 def test_non_finite_loss_stops_training_with_the_file_names(small_root, tmp_path):
-    out = run_failing(_train(small_root, tmp_path, [GUARD, NAN_LOSS]))
-    assert 'NonFiniteUpdateError' in out and 'max_consecutive_skips=0' in out
-    assert all(str(p) in out for p in (small_root / 'img_dir/train').glob('*.png'))
+    message = _failing_training(small_root, tmp_path, NonFiniteUpdateError, [GUARD, NAN_LOSS])
+    assert 'max_consecutive_skips=0' in message
+    assert all(str(p) in message for p in (small_root / 'img_dir/train').glob('*.png'))
 
 
-def test_non_finite_updates_are_skipped_up_to_the_limit(small_root, tmp_path):
-    out = run_failing(
-        _train(small_root, tmp_path, [GUARD, 'optim_wrapper.max_consecutive_skips=2',
-                                      NAN_LOSS, 'train_cfg.max_iters=6']))
+def test_non_finite_updates_are_skipped_up_to_the_limit(small_root, tmp_path, capfd):
+    message = _failing_training(small_root, tmp_path, NonFiniteUpdateError,
+                                [GUARD, 'optim_wrapper.max_consecutive_skips=2', NAN_LOSS,
+                                 'train_cfg.max_iters=6'])
+    out = capfd.readouterr().out
     assert out.count('Skipped an update with a non-finite loss or gradient') == 2
     assert '(2 in a row, 2 in all)' in out
-    assert 'Non-finite loss or gradient in 3 update(s) in a row' in out
+    assert 'Non-finite loss or gradient in 3 update(s) in a row' in message
 
 
 def test_ddp_with_a_rank_whose_batch_has_no_segment(tmp_path):
