@@ -123,7 +123,8 @@ def segments_in(data_root, index):
 
 def test_two_process_ddp_training_through_dist_train_sh(data_root, tmp_path):
     # dist_train.sh on CPU (gloo), both ranks exit cleanly. num_masks (the official criterion's
-    # normaliser) is the mean over ranks of each rank's segment count: without shuffling, rank r
+    # normaliser, all-reduced in its loss) is the mean over ranks of each rank's segment count,
+    # which differs between the ranks here: without shuffling, rank r
     # draws images r, r + 2, ... two at a time, so iteration 1 has images 0, 2 on rank 0 and 1, 3
     # on rank 1, iteration 2 images 4, 6 and 5, 7.
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable, PORT='29517')
