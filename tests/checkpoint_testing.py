@@ -26,3 +26,13 @@ def random_checkpoint(config: str, path: str) -> str:
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(dataset_meta=dict(ShapesDataset.METAINFO))), path)
     return path
+
+
+def checkpoint_naming_fewer_classes(source: str, path: str, count: int) -> str:
+    """A copy of checkpoint ``source`` whose dataset meta names only its first ``count`` classes."""
+    checkpoint = torch.load(source, weights_only=True)
+    meta = checkpoint['meta']['dataset_meta']
+    checkpoint['meta']['dataset_meta'] = dict(meta, classes=meta['classes'][:count],
+                                              palette=meta['palette'][:count])
+    torch.save(checkpoint, path)
+    return path

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from cli_testing import CONFIG, REPO, run, run_failing, run_in_process, tiny_options
+from cli_testing import CONFIG, REPO, run, run_in_process, tiny_options
 
 from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
 from mmseg_maskformer.datasets.validation import DataError

@@ -12,6 +12,7 @@ from PIL import Image
 
 import infer
 from mmseg_maskformer.datasets.shapes import rgb2id
+from checkpoint_testing import checkpoint_naming_fewer_classes
 
 
 @pytest.fixture(scope='module')
@@ -237,12 +238,7 @@ def test_checkpoint_without_class_names_gets_one_per_class(images, tmp_path, cap
 
 def test_checkpoint_naming_another_number_of_classes_is_refused(images, semantic_checkpoint,
                                                                 tmp_path):
-    checkpoint = torch.load(semantic_checkpoint, weights_only=True)
-    meta = checkpoint['meta']['dataset_meta']
-    checkpoint['meta']['dataset_meta'] = dict(meta, classes=meta['classes'][:5],
-                                              palette=meta['palette'][:5])
-    path = str(tmp_path / 'five_names.pth')
-    torch.save(checkpoint, path)
+    path = checkpoint_naming_fewer_classes(semantic_checkpoint, str(tmp_path / 'five_names.pth'), 5)
     with pytest.raises(ValueError, match=r'five_names\.pth names 5 classes .* predicts 6 .*'
                                          r'tools/convert_checkpoint\.py'):
         infer.main([SEMANTIC_CONFIG, path, images, '--out-dir', str(tmp_path / 'out')])

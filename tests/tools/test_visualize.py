@@ -5,12 +5,12 @@ import os.path as osp
 
 import numpy as np
 import pytest
-import torch
 from conftest import SEMANTIC_CONFIG
 from PIL import Image
 
 import visualize
 from mmseg_maskformer.visualization import colourise
+from checkpoint_testing import checkpoint_naming_fewer_classes
 
 WHITE = (255, 255, 255)
 
@@ -72,12 +72,7 @@ def test_class_lists_that_do_not_match_the_model_are_refused(shapes_root, semant
     with pytest.raises(ValueError, match=r'has 6 classes but its model predicts 7'):
         run_visualize(shapes_root, semantic_checkpoint, tmp_path / 'seven',
                       'model.decode_head.num_classes=7')
-    checkpoint = torch.load(semantic_checkpoint, weights_only=True)
-    meta = checkpoint['meta']['dataset_meta']
-    checkpoint['meta']['dataset_meta'] = dict(meta, classes=meta['classes'][:5],
-                                              palette=meta['palette'][:5])
-    path = str(tmp_path / 'five_names.pth')
-    torch.save(checkpoint, path)
+    path = checkpoint_naming_fewer_classes(semantic_checkpoint, str(tmp_path / 'five_names.pth'), 5)
     with pytest.raises(ValueError, match=r'five_names\.pth names 5 classes .* predicts 6'):
         run_visualize(shapes_root, path, tmp_path / 'five')
     assert not glob.glob(str(tmp_path / '*' / '*.png'))
