@@ -5,6 +5,7 @@ import sys
 
 REPO = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 CONFIG = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
+SEMANTIC_CONFIG = CONFIG
 PANOPTIC_CONFIG = os.path.join(
     REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
 

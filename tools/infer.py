@@ -46,7 +46,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from mmseg_maskformer.converters import checkpoint_dataset_meta, random_palette
-from mmseg_maskformer.evaluation.panoptic_files import write_panoptic_json, write_panoptic_png
+from mmseg_maskformer.evaluation.prediction_files import (write_label_map, write_panoptic_json,
+                                                          write_panoptic_png)
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.visualization import (add_legend, blend, colourise, colourise_segments,
                                             segment_borders)
@@ -166,8 +167,7 @@ class Writer:
     def write(self, path: str, image: np.ndarray, sample) -> None:
         name = osp.splitext(osp.basename(path))[0]
         labels = sample.pred_sem_seg.data[0].cpu().numpy()
-        dtype = np.uint8 if len(self.classes) <= 256 else np.uint16
-        Image.fromarray(labels.astype(dtype)).save(osp.join(self.out_dir, 'labels', f'{name}.png'))
+        write_label_map(osp.join(self.out_dir, 'labels', f'{name}.png'), labels, len(self.classes))
         overlay = blend(image, colourise(labels, self.palette), self.opacity)
         add_legend(overlay, self.legend(np.unique(labels))).save(
             osp.join(self.out_dir, 'overlays', f'{name}.png'))

@@ -7,6 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+import mmseg_maskformer.evaluation  # noqa: F401  (LabelMapIoUMetric, for --out)
 from mmseg_maskformer.engine.hooks import drop_disabled_default_hooks
 from mmseg_maskformer.engine.preflight import check_datasets_not_empty
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
@@ -55,9 +56,13 @@ def trigger_visualization_hook(cfg, args):
 
 def save_predictions_to(cfg, out_dir: str) -> None:
     """Every metric of ``test_evaluator`` (one, or a list as in the panoptic configs) writes its
-    predictions to ``out_dir`` as well as evaluating them."""
+    predictions to ``out_dir`` as well as evaluating them (mmseg's ``IoUMetric`` replaced by
+    :class:`mmseg_maskformer.evaluation.LabelMapIoUMetric`, which writes more than 256 classes
+    correctly)."""
     metrics = cfg.test_evaluator
     for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
+        if metric['type'] in ('IoUMetric', 'mmseg.IoUMetric'):
+            metric['type'] = 'LabelMapIoUMetric'  # 16-bit label maps above 256 classes
         metric['output_dir'] = out_dir
         metric['keep_results'] = True
 

@@ -109,6 +109,10 @@ class LoadPanopticAnnotations(BaseTransform):
         self.backend_args = backend_args
 
     def transform(self, results: dict) -> dict:
+        if results.get('seg_map_path') is None:
+            # a bare image: mmseg's inference_model and MMSegInferencer remove only steps named
+            # LoadAnnotations from the test pipeline
+            return results
         ids = load_panoptic_png(results['seg_map_path'], self.backend_args)
         check_loaded_annotation_size(results, ids.shape)
         check_panoptic_segments(ids, [segment['id'] for segment in results['segments_info']],

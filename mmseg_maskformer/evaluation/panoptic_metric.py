@@ -10,7 +10,7 @@ from prettytable import PrettyTable
 
 from ..core.panoptic_quality import PQStat, pq_report, pq_statistics
 from ..datasets.panoptic import load_panoptic_png
-from .panoptic_files import write_panoptic_json, write_panoptic_png
+from .prediction_files import write_panoptic_json, write_panoptic_png
 
 
 @METRICS.register_module()
@@ -24,7 +24,7 @@ class PanopticQualityMetric(BaseMetric):
     :mod:`mmseg_maskformer.core.panoptic_quality`).
 
     With ``output_dir`` (``tools/test.py --out``) the predictions are also written there as
-    COCO-panoptic files (:mod:`.panoptic_files`): ``panoptic/NAME.png`` per image and
+    COCO-panoptic files (:mod:`.prediction_files`): ``panoptic/NAME.png`` per image and
     ``panoptic.json``. ``keep_results`` is accepted for the interface of mmseg's ``IoUMetric``
     and ignored (the files are never removed).
     """

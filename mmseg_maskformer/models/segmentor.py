@@ -13,7 +13,19 @@ class MaskFormerSegmentor(EncoderDecoder):
     ``predict`` adds ``pred_panoptic_seg`` (segment ids, 0 = void, at the original image size)
     and the metainfo ``pred_segments_info`` (``id``, ``category_id`` = class index, ``isthing``,
     ``area``) to every sample, next to the usual semantic ``pred_sem_seg`` from one forward pass.
+
+    Which classes are things: the head's ``test_cfg.thing_classes``, else the samples'
+    ``thing_labels`` (the panoptic datasets' loader sets them), else the ``thing_classes`` of the
+    model's ``dataset_meta`` (what ``mmseg.apis.init_model`` reads from the checkpoint, for bare
+    images in ``inference_model`` and ``MMSegInferencer``).
     """
+
+    def _thing_labels_of_dataset_meta(self):
+        meta = getattr(self, 'dataset_meta', None) or {}
+        if 'thing_classes' not in meta:
+            return None
+        classes = list(meta['classes'])
+        return [classes.index(name) for name in meta['thing_classes']]
 
     def predict(self, inputs, data_samples: OptSampleList = None) -> SampleList:
         head = self.decode_head
@@ -24,6 +36,10 @@ class MaskFormerSegmentor(EncoderDecoder):
                                       'segments of sliding windows cannot be averaged')
         if data_samples is None:
             raise ValueError('panoptic inference needs data samples with image metainfo')
+        things = self._thing_labels_of_dataset_meta()
+        for sample in data_samples:
+            if 'thing_labels' not in sample and things is not None:
+                sample.set_metainfo(dict(thing_labels=things))
         batch_img_metas = [sample.metainfo for sample in data_samples]
         cls_logits, mask_logits = head.last_layer_logits(self.extract_feat(inputs))
         mask_logits = head.upsample_to_input(mask_logits, batch_img_metas)

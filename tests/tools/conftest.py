@@ -8,14 +8,10 @@ import sys
 import pytest
 
 from checkpoint_testing import random_checkpoint
+from cli_testing import PANOPTIC_CONFIG, REPO, SEMANTIC_CONFIG
 from mmseg_maskformer.datasets.shapes import generate_shapes_dataset
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tools'))
-SEMANTIC_CONFIG = os.path.join(
-    REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
-PANOPTIC_CONFIG = os.path.join(
-    REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
 
 
 @pytest.fixture(scope='session')

@@ -7,7 +7,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from conftest import PANOPTIC_CONFIG, REPO
+from cli_testing import PANOPTIC_CONFIG, REPO
 
 import export_onnx
 from mmseg_maskformer import panoptic_inference

@@ -7,7 +7,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import PANOPTIC_CONFIG, SEMANTIC_CONFIG
+from cli_testing import PANOPTIC_CONFIG, SEMANTIC_CONFIG
 from PIL import Image
 
 import infer
@@ -252,3 +252,24 @@ def test_trust_checkpoint_flag(images, semantic_checkpoint, tmp_path, monkeypatc
                 '--out-dir', str(tmp_path), '--trust-checkpoint'])
     assert trusted == [semantic_checkpoint]
     assert not infer.parse_args([SEMANTIC_CONFIG, semantic_checkpoint, 'x']).trust_checkpoint
+
+
+def test_mmseg_inference_model_runs_panoptic_configs(shapes_root, panoptic_checkpoint, tmp_path):
+    # mmseg's inference_model removes only pipeline steps named LoadAnnotations: the panoptic
+    # loader must let a bare image through. Its panoptic map equals tools/infer.py's.
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.apis import inference_model, init_model
+
+    thresholds = dict(object_mask_threshold=0.0, overlap_threshold=0.0)
+    image = sorted(glob.glob(osp.join(shapes_root, 'img_dir', 'val', '*.png')))[0]
+    model = revert_sync_batchnorm(init_model(
+        PANOPTIC_CONFIG, panoptic_checkpoint, device='cpu',
+        cfg_options=dict(model=dict(decode_head=dict(test_cfg=thresholds)))))
+    result = inference_model(model, image)
+    infer.main([PANOPTIC_CONFIG, panoptic_checkpoint, image, '--out-dir', str(tmp_path),
+                '--cfg-options'] +
+               [f'model.decode_head.test_cfg.{key}=0.0' for key in thresholds])
+    name = osp.splitext(osp.basename(image))[0]
+    ids = rgb2id(np.asarray(Image.open(tmp_path / 'panoptic' / f'{name}.png')))
+    assert len(np.unique(ids)) > 1
+    np.testing.assert_array_equal(ids, result.pred_panoptic_seg.data[0].numpy())

@@ -5,7 +5,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import SEMANTIC_CONFIG
+from cli_testing import SEMANTIC_CONFIG
 from PIL import Image
 
 import visualize

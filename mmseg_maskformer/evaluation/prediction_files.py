@@ -1,7 +1,10 @@
-"""Panoptic predictions as COCO-panoptic files (numpy + Pillow), written by ``tools/test.py --out``
-(through :class:`PanopticQualityMetric`) and ``tools/infer.py``.
+"""Predictions as files (numpy + Pillow), written by ``tools/test.py --out`` (through
+:class:`LabelMapIoUMetric` and :class:`PanopticQualityMetric`) and ``tools/infer.py``.
 
-Per image ``panoptic/NAME.png`` (segment id = R + 256·G + 256²·B, 0 = void) and, per run,
+Label maps: one class index per pixel, 8-bit PNG, or 16-bit when a class index does not fit in 8
+bits (ADE20K-Full's 847 classes; mmseg's ``IoUMetric`` would write them modulo 256).
+
+Panoptic: per image ``panoptic/NAME.png`` (segment id = R + 256·G + 256²·B, 0 = void) and, per run,
 ``panoptic.json`` with the COCO-panoptic ``annotations`` (``segments_info``: ``id``,
 ``category_id`` = class index, ``isthing``, ``area``, ``bbox``, ``iscrowd``) and ``categories``
 (the format of the COCO panopticapi, with class indices as category ids).
@@ -15,6 +18,13 @@ import numpy as np
 from PIL import Image
 
 from ..datasets.shapes import id2rgb
+
+
+def write_label_map(path: str, labels: np.ndarray, num_labels: int) -> None:
+    """Save (H, W) class indices below ``num_labels`` as a PNG: 8-bit up to 256 labels, else
+    16-bit."""
+    dtype = np.uint8 if num_labels <= 256 else np.uint16
+    Image.fromarray(np.asarray(labels).astype(dtype)).save(path)
 
 
 def bbox_of(mask: np.ndarray) -> List[int]:
