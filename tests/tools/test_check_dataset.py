@@ -1,15 +1,18 @@
 """tools/check_dataset.py on a generated folder with planted faults."""
+import contextlib
+import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from PIL import Image
 
+from cli_testing import load_tool
 from mmseg_maskformer.datasets import generate_shapes_dataset
+
+CHECK_DATASET = load_tool('check_dataset')
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEMANTIC = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
@@ -18,16 +21,15 @@ PANOPTIC = os.path.join(REPO,
 
 
 def check(config, root=None):
-    """Runs the tool on ``config``, with the data under ``root`` unless the config names it."""
+    """Runs the tool (in this process) on ``config``, with the data under ``root`` unless the
+    config names it; returns its exit status and what it printed."""
     options = [] if root is None else ['--cfg-options'] + [
         f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
-    result = subprocess.run(
-        [sys.executable, 'tools/check_dataset.py', config] + options, cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'), capture_output=True,
-        text=True, timeout=300)
-    # The report and its verdict are on stdout; stderr has library warnings (or a traceback).
-    assert result.stdout, result.stderr[-3000:]
-    return result.returncode, result.stdout
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = CHECK_DATASET.main([config] + options)
+    assert printed.getvalue()
+    return status, printed.getvalue()
 
 
 @pytest.fixture
