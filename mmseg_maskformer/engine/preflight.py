@@ -3,6 +3,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 from ..datasets.validation import DataError
+from ..datasets.wrappers import underlying_dataset_configs
 
 
 def describe_empty_dataset(dataset) -> str:
@@ -20,19 +21,19 @@ def check_datasets_not_empty(cfg, splits=('train', 'val', 'test')) -> None:
 
     mmengine's datasets fail on an empty sample list with "need at least one array to
     concatenate" (serialisation), or, unserialised, make ``InfiniteSampler`` loop forever; a
-    mistyped ``data_root``, ``data_prefix`` or ``img_suffix`` gives exactly that. Dataset
-    wrappers (``ConcatDataset``...) are not checked here.
+    mistyped ``data_root``, ``data_prefix`` or ``img_suffix`` gives exactly that. Behind dataset
+    wrappers (``RepeatDataset``, ``ConcatDataset``...) each wrapped dataset is checked.
     """
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     checked = set()
     for split in splits:
         dataset_cfg = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
-        if dataset_cfg is None or 'dataset' in dataset_cfg or 'datasets' in dataset_cfg:
-            continue
-        if repr(dataset_cfg) in checked:
-            continue
-        checked.add(repr(dataset_cfg))
-        dataset = DATASETS.build(
-            dict(dataset_cfg, pipeline=[], serialize_data=False, lazy_init=False))
-        if len(dataset) == 0:
-            raise DataError(f'The {split} dataset is empty: {describe_empty_dataset(dataset)}')
+        for wrapped in underlying_dataset_configs(dataset_cfg) if dataset_cfg else []:
+            if repr(wrapped) in checked:
+                continue
+            checked.add(repr(wrapped))
+            dataset = DATASETS.build(
+                dict(wrapped, pipeline=[], serialize_data=False, lazy_init=False))
+            if len(dataset) == 0:
+                raise DataError(f'The {split} dataset is empty: '
+                                f'{describe_empty_dataset(dataset)}')

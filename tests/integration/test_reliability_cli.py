@@ -196,6 +196,21 @@ def test_empty_or_mistyped_data_directory_is_an_error_not_a_hang(small_root, tmp
     assert 'img_dir/train' in str(raised.value)
 
 
+
+def test_empty_dataset_behind_a_wrapper_is_an_error(small_root):
+    from mmengine.config import Config
+
+    from mmseg_maskformer.engine.preflight import check_datasets_not_empty
+    for path in (small_root / 'img_dir/train').glob('*.png'):
+        path.unlink()
+    cfg = Config.fromfile(CONFIG)
+    cfg.train_dataloader.dataset.data_root = str(small_root)
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=3,
+                                        dataset=cfg.train_dataloader.dataset)
+    with pytest.raises(DataError, match='The train dataset is empty: .*img_dir/train'):
+        check_datasets_not_empty(cfg, splits=('train', ))
+
+
 GUARD = 'optim_wrapper.type=mmseg_maskformer.NonFiniteGuardOptimWrapper'
 # A NaN weight of the class loss: every loss is NaN from the first iteration on.
 NAN_LOSS = 'model.decode_head.criterion.class_weight=nan'
