@@ -62,10 +62,11 @@ def load_tool(name):
 
 def run_in_process(tool, argv):
     """``tools/{tool}.py ARGV`` in this process (no interpreter start-up, ~5 s less than
-    :func:`run`). The run gets its own experiment name: mmengine names loggers and message hubs
-    after the config and the current second, and a second run in the same second would share
-    the first one's."""
+    :func:`run`). Runs of train / test get their own experiment name: mmengine names loggers,
+    message hubs and visualizers after the config and the current second, and a second run in
+    the same second would share the first one's."""
     import uuid
-    if '--cfg-options' in argv:
-        argv = list(argv) + [f'experiment_name=in_process_{uuid.uuid4().hex}']
+    if tool in ('train', 'test'):
+        name = f'experiment_name=in_process_{uuid.uuid4().hex}'
+        argv = list(argv) + ([name] if '--cfg-options' in argv else ['--cfg-options', name])
     return load_tool(tool).main(argv)

@@ -35,7 +35,7 @@ from mmengine.config import Config  # noqa: E402
 OFFICIAL_EXTENSIONS = ('.pkl', '.pth')
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Convert an official or Hugging Face MaskFormer checkpoint to MMSegmentation')
     parser.add_argument('source', help='official .pkl / .pth file, or a local directory written '
@@ -43,7 +43,7 @@ def parse_args():
     parser.add_argument('out_dir', help='directory for NAME.pth (and NAME.py for HF sources)')
     parser.add_argument('--config', help='mmseg config of the model (official sources only)')
     parser.add_argument('--name', help='output basename (default: the name of SOURCE)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def image_normalisation(hf_dir):
@@ -115,8 +115,8 @@ def save_checkpoint(state_dict, meta, out_dir, name):
     return checkpoint_path
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     source = osp.normpath(args.source)
     if osp.isdir(source):
         if args.config is not None:

@@ -33,7 +33,7 @@ For three zoo configs (ADE20K-150, ADE20K-Full-847, COCO panoptic-133) the test
    recomputed from them and the ground truth is the printed one (ADE20K-Full: 16-bit maps,
    classes above 255 included).
 
-Tools run in-process (their ``main(argv)``; ``tools/convert_checkpoint.py`` reads ``sys.argv``).
+Tools run in-process (their ``main(argv)``).
 
 Not run here: downloading the released ``model_final_d8dbeb.pkl`` (no network; the converter's
 agreement with the official network is tested in ``tests/converters/``); ``tools/test.py
@@ -48,14 +48,13 @@ import os.path as osp
 import pprint
 import re
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from cli_testing import REPO, load_tool
+from cli_testing import REPO, run_in_process
 
 sys.path.insert(0, osp.join(REPO, 'tests', 'converters'))
 from hf_testing import tiny_hf_model  # noqa: E402
@@ -375,24 +374,10 @@ def captured():
 
 
 def run_tool(tool, argv):
+    """``tools/{tool}.py ARGV`` in this process: its return value and what it printed."""
     with captured() as buffer:
-        result = tool.main(argv)
+        result = run_in_process(tool, argv)
     return result, buffer.getvalue()
-
-
-def run_convert(argv, monkeypatch):
-    tool = load_tool('convert_checkpoint')
-    monkeypatch.setattr(sys, 'argv', ['tools/convert_checkpoint.py'] + argv)
-    with captured() as buffer:
-        tool.main()
-    return buffer.getvalue()
-
-
-def next_second():
-    """Wait for the next second: mmengine names a runner's logger, message hub and visualizer
-    after the config and the second it starts in, and in one process a second runner of the same
-    config within that second would get the first one's (its log, its stdout)."""
-    time.sleep(1.001 - time.time() % 1)
 
 
 def parameters(state):
@@ -417,8 +402,8 @@ def test_use_a_released_model(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the README's relative paths: checkpoints/, work_dirs/
 
     # 3. tools/convert_checkpoint.py model_final_*.pkl checkpoints/ --config CONFIG --name NAME
-    out = run_convert(['model_final_abc123.pkl', 'checkpoints/', '--config', config, '--name',
-                       spec['name']], monkeypatch)
+    _, out = run_tool('convert_checkpoint', ['model_final_abc123.pkl', 'checkpoints/', '--config',
+                                             config, '--name', spec['name']])
     checkpoint = str(tmp_path / 'checkpoints' / f'{spec["name"]}.pth')
     assert osp.isfile(checkpoint) and checkpoint.endswith(out.split('checkpoint: ')[-1].strip())
     meta = torch.load(checkpoint, weights_only=True)['meta']['dataset_meta']
@@ -445,9 +430,8 @@ def test_use_a_released_model(case, tmp_path, monkeypatch):
                                              for p in predictions.values()])
 
     # 5. tools/test.py CONFIG PTH --out DIR
-    test_tool = load_tool('test')
-    metrics, out = run_tool(test_tool, [config, checkpoint, '--out', 'work_dirs/test_out',
-                                        '--work-dir', 'work_dirs/test'])
+    metrics, out = run_tool('test', [config, checkpoint, '--out', 'work_dirs/test_out',
+                                     '--work-dir', 'work_dirs/test'])
     test_out = tmp_path / 'work_dirs' / 'test_out'
     stems = [osp.splitext(osp.basename(p))[0] for p in val_images]
     ground_truth = {s: ground_truth_labels(case, str(data_root), p)
@@ -468,9 +452,8 @@ def test_use_a_released_model(case, tmp_path, monkeypatch):
         assert sum(len(a['segments_info']) for a in test_panoptic['annotations']) > 0
 
     # 6. tools/infer.py CONFIG PTH my_photos/ --out-dir DIR
-    infer = load_tool('infer')
     images_dir = osp.dirname(val_images[0])
-    _, out = run_tool(infer, [config, checkpoint, images_dir, '--out-dir', 'work_dirs/pictures'])
+    _, out = run_tool('infer', [config, checkpoint, images_dir, '--out-dir', 'work_dirs/pictures'])
     pictures = tmp_path / 'work_dirs' / 'pictures'
     assert '2 images segmented' in out
     infer_maps = {}
@@ -502,9 +485,7 @@ def test_use_a_released_model(case, tmp_path, monkeypatch):
             assert (pictures / 'panoptic_overlays' / name).is_file()
 
     # 7. tools/train.py CONFIG --cfg-options load_from=PTH (two steps at learning rate 0)
-    train = load_tool('train')
-    next_second()
-    _, out = run_tool(train, [config, '--work-dir', 'work_dirs/finetune', '--cfg-options',
+    _, out = run_tool('train', [config, '--work-dir', 'work_dirs/finetune', '--cfg-options',
                               f'load_from={checkpoint}', 'optim_wrapper.optimizer.lr=0.0',
                               'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
                               'default_hooks.checkpoint.interval=2',
@@ -556,9 +537,8 @@ def check_onnx_export(config, checkpoint, image_path, labels, tmp_path):
     shape = [-(-height // divisor) * divisor, -(-width // divisor) * divisor]
     assert (height, width) != tuple(shape)  # padding to crop off
 
-    export = load_tool('export_onnx')
-    _, out = run_tool(export, [config, checkpoint, '--out', 'model.onnx', '--shape',
-                               *map(str, shape), '--check'])
+    _, out = run_tool('export_onnx', [config, checkpoint, '--out', 'model.onnx', '--shape',
+                                      *map(str, shape), '--check'])
     difference = float(re.search(r'max abs difference onnxruntime vs PyTorch: (\S+)', out)[1])
     # Scores are probabilities; PyTorch's own float32 rounding moves them by ~3e-5 here (against
     # float64).
