@@ -113,3 +113,24 @@ def test_a_model_without_maskformer_head_is_refused():
     with pytest.raises(ValueError, match='MaskFormerHead'):
         export_onnx.build_model(fcn)
 
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize('flag', [True, False])
+def test_trust_checkpoint_flag_trusts_the_named_checkpoint_before_it_loads(monkeypatch, tmp_path,
+                                                                          flag):
+    calls = []
+    monkeypatch.setattr(export_onnx, 'trust_checkpoint', lambda path: calls.append(('trust', path)))
+
+    def build_model(config, checkpoint=None, cfg_options=None):
+        calls.append(('load', checkpoint))
+        raise _Stop
+
+    monkeypatch.setattr(export_onnx, 'build_model', build_model)
+    with pytest.raises(_Stop):
+        export_onnx.main([PANOPTIC_CONFIG, 'weights.pth', '--out', str(tmp_path / 'm.onnx')] +
+                         (['--trust-checkpoint'] if flag else []))
+    assert calls == ([('trust', 'weights.pth')] if flag else []) + [('load', 'weights.pth')]
