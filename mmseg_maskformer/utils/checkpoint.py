@@ -80,14 +80,47 @@ def is_trusted(filename: str) -> bool:
     return trusted_loading_enabled() or _checkpoint_key(filename) in _trusted_files
 
 
+# What HistoryBuffer.__getstate__ returns: its instance attributes plus the statistics methods.
+_HISTORY_BUFFER_STATE = {'max_length', '_log_history', '_count_history', 'statistics_methods'}
+
+
+class _HistoryBufferReconstruction(HistoryBuffer):
+    """What safe loading builds for a pickled ``HistoryBuffer``: the state must be exactly what
+    ``HistoryBuffer.__getstate__`` writes (an int length, the logged values and counts as
+    arrays, the built-in statistics methods under their own names), then the object becomes a
+    plain ``HistoryBuffer``. mmengine's ``__setstate__`` alone would put any statistics method a
+    file names into the class-wide registry and any attribute onto the buffer."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict) or set(state) - _HISTORY_BUFFER_STATE:
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise UntrustedCheckpointError(f'a HistoryBuffer with the state {found}; mmengine '
+                                           f'writes {sorted(_HISTORY_BUFFER_STATE)}')
+        methods = state.get('statistics_methods', {})
+        if not isinstance(methods, dict) or any(
+                name not in HISTORY_BUFFER_STATISTICS or method is not getattr(HistoryBuffer, name)
+                for name, method in methods.items()):
+            raise UntrustedCheckpointError(
+                f'HistoryBuffer statistics methods {methods!r}; safe loading allows only '
+                f'HistoryBuffer\'s own {HISTORY_BUFFER_STATISTICS}')
+        if not isinstance(state.get('max_length', 0), int) or not all(
+                isinstance(state.get(key, np.zeros(0)), np.ndarray)
+                for key in ('_log_history', '_count_history')):
+            raise UntrustedCheckpointError('a HistoryBuffer whose length is not an int or whose '
+                                           'history is not numpy arrays')
+        self.__class__ = HistoryBuffer
+        HistoryBuffer.__setstate__(self, state)
+
+
 def _history_buffer_statistic(owner: Any, name: str) -> Callable:
     """``getattr`` as mmengine's pickled ``HistoryBuffer`` uses it, and for nothing else."""
-    if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+    if owner is _HistoryBufferReconstruction and name in HISTORY_BUFFER_STATISTICS:
         return getattr(HistoryBuffer, name)
+    shown = 'HistoryBuffer' if owner is _HistoryBufferReconstruction else repr(owner)
     raise UntrustedCheckpointError(
-        f'the checkpoint calls builtins.getattr({getattr(owner, "__qualname__", owner)!r}, '
-        f'{name!r}); safe loading allows getattr only for the statistics methods '
-        f'{HISTORY_BUFFER_STATISTICS} of mmengine\'s HistoryBuffer')
+        f'the checkpoint calls builtins.getattr({shown}, {name!r}); safe loading allows getattr '
+        f'only for the statistics methods {HISTORY_BUFFER_STATISTICS} of mmengine\'s '
+        'HistoryBuffer')
 
 
 def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
@@ -106,8 +139,8 @@ def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
 def _mmengine_checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
     statistics = [(getattr(HistoryBuffer, name), f'{_HISTORY_BUFFER_PATH}.{name}')
                   for name in HISTORY_BUFFER_STATISTICS]
-    return [(HistoryBuffer, _HISTORY_BUFFER_PATH), (_history_buffer_statistic, 'builtins.getattr'),
-            *statistics, *_numpy_globals()]
+    return [(_HistoryBufferReconstruction, _HISTORY_BUFFER_PATH),
+            (_history_buffer_statistic, 'builtins.getattr'), *statistics, *_numpy_globals()]
 
 
 @contextlib.contextmanager

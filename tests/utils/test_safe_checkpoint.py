@@ -182,6 +182,29 @@ def test_getattr_is_refused_beyond_the_history_buffer_statistics(tmp_path, name)
     assert _load_checkpoint(str(tmp_path / 'mean.pth'))['method'] is HistoryBuffer.mean
 
 
+@pytest.mark.parametrize('forge, refused', [
+    ('method', 'statistics methods'),
+    ('attribute', "state \\['_count_history', '_log_history', 'extra'"),
+    ('length', 'length is not an int'),
+])
+def test_history_buffer_state_must_be_what_mmengine_writes(tmp_path, monkeypatch, forge, refused):
+    buffer = HistoryBuffer([0.5], [1], max_length=10)
+    torch.save(dict(buffer=buffer), tmp_path / 'plain.pth')
+    with monkeypatch.context() as patch:
+        if forge == 'method':  # pickled from the class-wide registry of statistics methods
+            patch.setitem(HistoryBuffer._statistics_methods, 'mean', HistoryBuffer.max)
+        elif forge == 'attribute':
+            buffer.extra = 1
+        else:
+            buffer.max_length = torch.ones(1)
+        torch.save(dict(buffer=buffer), tmp_path / 'forged.pth')
+    with pytest.raises(UntrustedCheckpointError, match=refused):
+        _load_checkpoint(str(tmp_path / 'forged.pth'), map_location='cpu')
+    loaded = _load_checkpoint(str(tmp_path / 'plain.pth'), map_location='cpu')['buffer']
+    assert type(loaded) is HistoryBuffer and loaded.mean() == 0.5 and loaded.max_length == 10
+    assert HistoryBuffer._statistics_methods['mean'] is HistoryBuffer.mean
+
+
 def test_hook_writes_history_without_numpy_and_still_reads_the_array_format(tmp_path):
     checkpoint = dict(message_hub=_message_hub_state('hub_hook', iteration=7),
                       state_dict={'w': torch.ones(2)})
