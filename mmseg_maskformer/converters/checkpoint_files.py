@@ -10,6 +10,7 @@ import collections
 import importlib
 import os.path as osp
 import pickle
+import re
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -51,6 +52,16 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
                 'are allowed)') from None
 
 
+def weights_only_refusal(error: pickle.UnpicklingError) -> str:
+    """What ``torch.load(weights_only=True)`` refused, from its error message: the text after
+    'WeightsUnpickler error:', without the advice around it (to load with weights_only=False, to
+    allow-list the global, to read the documentation)."""
+    message = str(error)
+    found = re.search(r'WeightsUnpickler error:\s*(.*?)\s*(?:Please use|Check the documentation|$)',
+                      message, re.DOTALL)
+    return found.group(1) if found and found.group(1) else message
+
+
 def load_checkpoint_file(path: str) -> dict:
     """Load a ``.pkl`` (pickle of numpy arrays) or ``.pth`` (tensors) checkpoint safely.
 
@@ -72,13 +83,9 @@ def load_checkpoint_file(path: str) -> dict:
         try:
             checkpoint = torch.load(path, map_location='cpu', weights_only=True)
         except pickle.UnpicklingError as error:
-            # torch's message names the global on its 'WeightsUnpickler error' line, amid advice
-            # to load untrusted files with weights_only=False.
-            lines = [line.strip() for line in str(error).splitlines()]
-            reason = next((line.split(' Please use')[0] for line in lines
-                           if line.startswith('WeightsUnpickler error')), str(error))
             raise pickle.UnpicklingError(
-                f'refusing to load {path} with torch.load(weights_only=True): {reason}') from None
+                f'refusing to load {path} with torch.load(weights_only=True): '
+                f'{weights_only_refusal(error)}') from None
     else:
         raise ValueError(f'{path}: expected a .pkl (detectron2 / official MaskFormer) or .pth '
                          f'checkpoint, got extension {extension!r}')

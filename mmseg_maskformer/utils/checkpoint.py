@@ -15,10 +15,10 @@ tensors, containers and an allow-list of globals only. mmengine 0.10.7 keeps two
 :func:`install_safe_checkpoint_loading` (run when ``mmseg_maskformer.models`` is imported, as
 every config does) registers loaders with mmengine's ``CheckpointLoader`` for local files and for
 each of those schemes. Each loads with torch's ``weights_only`` unpickler and, for the duration
-of that one load, admits exactly what mmengine pickles besides tensors: the ``HistoryBuffer``
-class, ``getattr`` restricted to ``HistoryBuffer`` and its four built-in statistics methods
-(``min``, ``max``, ``current``, ``mean``), and numpy arrays, scalars and dtypes (the buffers'
-history). Any other global is refused with :class:`UntrustedCheckpointError` naming it.
+of that one load, admits exactly what mmengine pickles besides tensors: ``HistoryBuffer``
+(rebuilt only from the state mmengine writes), ``getattr`` restricted to ``HistoryBuffer`` and its
+four built-in statistics methods (``min``, ``max``, ``current``, ``mean``), and numpy arrays,
+scalars and dtypes (the buffers' history). Any other global is refused with :class:`UntrustedCheckpointError` naming it.
 Nothing is added to torch's allow-list outside those loads.
 
 Opt in to full unpickling only for files you trust: ``--trust-checkpoint`` of the tools trusts
@@ -40,6 +40,8 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from ..converters.checkpoint_files import weights_only_refusal
 
 TRUST_ENV = 'MMSEG_MASKFORMER_TRUST_CHECKPOINTS'
 TRUE_VALUES = ('1', 'true', 'yes')
@@ -137,10 +139,8 @@ def _numpy_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
 
 
 def _mmengine_checkpoint_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
-    statistics = [(getattr(HistoryBuffer, name), f'{_HISTORY_BUFFER_PATH}.{name}')
-                  for name in HISTORY_BUFFER_STATISTICS]
     return [(_HistoryBufferReconstruction, _HISTORY_BUFFER_PATH),
-            (_history_buffer_statistic, 'builtins.getattr'), *statistics, *_numpy_globals()]
+            (_history_buffer_statistic, 'builtins.getattr'), *_numpy_globals()]
 
 
 @contextlib.contextmanager
@@ -155,15 +155,9 @@ def _mmengine_globals_allowed() -> Iterator[None]:
 
 
 def _refusal_reason(error: pickle.UnpicklingError) -> str:
-    """What torch's weights-only unpickler refused, from its message (which wraps the reason in
-    advice to load with weights_only=False)."""
-    message = str(error)
-    found = re.search(r'GLOBAL (\S+)', message)
-    if found:
-        return f'the global {found.group(1)}'
-    found = re.search(r'WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)', message,
-                      re.DOTALL)
-    return found.group(1) if found and found.group(1) else 'an object it does not build'
+    reason = weights_only_refusal(error)
+    found = re.search(r'GLOBAL (\S+)', reason)
+    return f'the global {found.group(1)}' if found else reason
 
 
 def load_checkpoint_safely(source, filename: str, map_location=None, trusted: bool = None) -> Any:

@@ -1,4 +1,5 @@
-"""Distributed training and testing on machines without CUDA (``--launcher pytorch``)."""
+"""Distributed runs of the tools: start-up without CUDA (``--launcher pytorch`` on gloo) and a
+clean exit on every rank."""
 import contextlib
 from typing import Iterator
 
@@ -22,7 +23,6 @@ def setup_cpu_distributed(cfg, launcher: str) -> None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                      broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
-
 
 
 @contextlib.contextmanager
