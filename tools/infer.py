@@ -48,6 +48,7 @@ from tqdm import tqdm
 from mmseg_maskformer.converters import checkpoint_dataset_meta, random_palette
 from mmseg_maskformer.evaluation.prediction_files import (write_label_map, write_panoptic_json,
                                                           write_panoptic_png)
+from mmseg_maskformer.models.segmentor import thing_labels_of_meta
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.visualization import (add_legend, blend, colourise, colourise_segments,
                                             segment_borders)
@@ -134,15 +135,11 @@ def thing_labels_of(model) -> List[int]:
     from_cfg = model.decode_head.test_cfg.get('thing_classes')
     if from_cfg is not None:
         return [int(c) for c in from_cfg]
-    meta = getattr(model, 'dataset_meta', None) or {}
-    classes = list(meta.get('classes', ()))
-    missing = [name for name in meta.get('thing_classes', ()) if name not in classes]
-    if missing:
-        raise ValueError(f'thing classes {missing} are not in the classes {classes}')
-    if 'thing_classes' not in meta:
+    from_meta = thing_labels_of_meta(getattr(model, 'dataset_meta', None))
+    if from_meta is None:
         print('warning: neither test_cfg.thing_classes nor the checkpoint metainfo names the thing '
               'classes: every class is treated as stuff', file=sys.stderr)
-    return [classes.index(name) for name in meta.get('thing_classes', ())]
+    return from_meta or []
 
 
 class Writer:

@@ -1,10 +1,27 @@
 """An ``EncoderDecoder`` that can also return MaskFormer's panoptic output."""
+from typing import List, Optional
+
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import OptSampleList, SampleList
 
 from ..core import semantic_inference
 from ..registry import MODELS
+
+
+def thing_labels_of_meta(dataset_meta: Optional[dict]) -> Optional[List[int]]:
+    """The class indices of the ``thing_classes`` a dataset meta names; None if it names none.
+
+    Raises:
+        ValueError: a thing class is not one of its ``classes``.
+    """
+    if not dataset_meta or 'thing_classes' not in dataset_meta:
+        return None
+    classes = list(dataset_meta.get('classes', ()))
+    missing = [name for name in dataset_meta['thing_classes'] if name not in classes]
+    if missing:
+        raise ValueError(f'thing classes {missing} are not in the classes {classes}')
+    return [classes.index(name) for name in dataset_meta['thing_classes']]
 
 
 @MODELS.register_module()
@@ -20,13 +37,6 @@ class MaskFormerSegmentor(EncoderDecoder):
     images in ``inference_model`` and ``MMSegInferencer``).
     """
 
-    def _thing_labels_of_dataset_meta(self):
-        meta = getattr(self, 'dataset_meta', None) or {}
-        if 'thing_classes' not in meta:
-            return None
-        classes = list(meta['classes'])
-        return [classes.index(name) for name in meta['thing_classes']]
-
     def predict(self, inputs, data_samples: OptSampleList = None) -> SampleList:
         head = self.decode_head
         if head.test_cfg.get('mode', 'semantic') != 'panoptic':
@@ -36,7 +46,7 @@ class MaskFormerSegmentor(EncoderDecoder):
                                       'segments of sliding windows cannot be averaged')
         if data_samples is None:
             raise ValueError('panoptic inference needs data samples with image metainfo')
-        things = self._thing_labels_of_dataset_meta()
+        things = thing_labels_of_meta(getattr(self, 'dataset_meta', None))
         for sample in data_samples:
             if 'thing_labels' not in sample and things is not None:
                 sample.set_metainfo(dict(thing_labels=things))
