@@ -2,15 +2,13 @@
 import argparse
 import logging
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
-from mmseg_maskformer.engine.hooks import drop_disabled_default_hooks
-from mmseg_maskformer.engine.preflight import check_datasets_not_empty
+from mmseg_maskformer.engine.preflight import check_datasets_not_empty, runner_config
 from mmseg_maskformer.utils.checkpoint import TRUST_CHECKPOINT_HELP, trust_checkpoint
 from mmseg_maskformer.utils.dist import destroy_process_group_on_exit, setup_cpu_distributed
 
@@ -73,15 +71,7 @@ def checkpoints_named(cfg) -> list:
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    drop_disabled_default_hooks(cfg)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = runner_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         enable_amp(cfg, args.amp_dtype)
     cfg.resume = args.resume

@@ -19,19 +19,6 @@ from .preflight import describe_empty_dataset
 BATCH_FILES_KEY = 'mmseg_maskformer.batch_files'
 RANDOM_STATES_KEY = 'random_states'
 HISTORY_KEY = 'message_hub_history'
-# The default hooks mmengine 0.10.7's Runner knows: it accepts None (do not register) for these
-# and refuses it for any other key (Runner.register_default_hooks).
-MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
-                          'checkpoint')
-
-
-def drop_disabled_default_hooks(cfg) -> None:
-    """Remove the ``default_hooks`` a config sets to None, except mmengine's own (None there
-    already means "not registered"; removed, the Runner would put its default back)."""
-    hooks = cfg.get('default_hooks') or {}
-    disabled = [name for name, hook in hooks.items() if hook is None]
-    for name in set(disabled) - set(MMENGINE_DEFAULT_HOOKS):
-        del hooks[name]
 
 
 def capture_random_states() -> dict:

@@ -1,9 +1,46 @@
-"""Checks of a config's data that must run before the Runner builds its loops."""
+"""What the tools do to a config before mmengine's Runner gets it: the command line's settings,
+and checks of the data that must run before the Runner builds its loops."""
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 from ..datasets.validation import DataError
 from ..datasets.wrappers import underlying_dataset_configs
+
+# The default hooks mmengine 0.10.7's Runner knows: it accepts None (do not register) for these
+# and refuses it for any other key (Runner.register_default_hooks).
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                          'checkpoint')
+
+
+def drop_disabled_default_hooks(cfg) -> None:
+    """Remove the ``default_hooks`` a config sets to None, except mmengine's own (None there
+    already means "not registered"; removed, the Runner would put its default back)."""
+    hooks = cfg.get('default_hooks') or {}
+    disabled = [name for name, hook in hooks.items() if hook is None]
+    for name in set(disabled) - set(MMENGINE_DEFAULT_HOOKS):
+        del hooks[name]
+
+
+def runner_config(config: str, launcher: str, cfg_options: Optional[dict],
+                  work_dir: Optional[str]) -> Config:
+    """The config file with ``--launcher``, ``--cfg-options`` and ``--work-dir`` applied as
+    mmseg's tools do (default work directory ``./work_dirs/CONFIG_NAME``), and the default hooks
+    it sets to None removed (:func:`drop_disabled_default_hooks`). Shared by ``tools/train.py``
+    and ``tools/test.py``."""
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    drop_disabled_default_hooks(cfg)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
 
 
 def describe_empty_dataset(dataset) -> str:
