@@ -70,3 +70,24 @@ def run_in_process(tool, argv):
         name = f'experiment_name=in_process_{uuid.uuid4().hex}'
         argv = list(argv) + ([name] if '--cfg-options' in argv else ['--cfg-options', name])
     return load_tool(tool).main(argv)
+
+
+def iou_of_label_maps(pairs, num_classes, ignore_index=255):
+    """mmseg's ``IoUMetric`` recomputed from ``(prediction, ground truth)`` label maps: totals
+    over all pairs, ground-truth pixels of ``ignore_index`` left out. Returns ``(aAcc, per-class
+    IoU)`` in percent, the IoU NaN for a class in neither; mIoU is their ``np.nanmean``."""
+    import numpy as np
+    intersection, union = np.zeros(num_classes), np.zeros(num_classes)
+    correct = valid_pixels = 0
+    for prediction, ground_truth in pairs:
+        valid = ground_truth != ignore_index
+        prediction, ground_truth = prediction[valid].astype(np.int64), ground_truth[valid]
+        correct += int((prediction == ground_truth).sum())
+        valid_pixels += int(valid.sum())
+        intersection += np.bincount(ground_truth[prediction == ground_truth],
+                                    minlength=num_classes)[:num_classes]
+        union += (np.bincount(prediction, minlength=num_classes)[:num_classes] +
+                  np.bincount(ground_truth, minlength=num_classes)[:num_classes])
+    union -= intersection
+    with np.errstate(invalid='ignore'):
+        return 100 * correct / valid_pixels, 100 * intersection / union

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from checkpoint_testing import random_checkpoint
-from cli_testing import CONFIG, PANOPTIC_CONFIG, REPO, run, run_in_process, tiny_options
+from cli_testing import (CONFIG, PANOPTIC_CONFIG, REPO, iou_of_label_maps, run, run_in_process,
+                         tiny_options)
 from mmseg_maskformer.datasets.shapes import rgb2id
 
 @pytest.fixture(scope='module')
@@ -32,18 +33,13 @@ def printed_miou(out):
 
 
 def miou_of_saved_predictions(pred_dir, data_root, num_classes=6):
-    """mIoU of the label maps ``tools/test.py --out`` saved, against the ground truth (mmseg's
-    definition: the mean over classes present in ground truth or prediction)."""
-    intersection, union = np.zeros(num_classes), np.zeros(num_classes)
+    """mIoU of the label maps ``tools/test.py --out`` saved, against the ground truth."""
     paths = sorted(pred_dir.glob('*.png'))
-    for path in paths:
-        pred = np.array(Image.open(path))
-        gt = np.array(Image.open(os.path.join(data_root, 'ann_dir/val', path.name)))
-        for c in range(num_classes):
-            intersection[c] += ((pred == c) & (gt == c)).sum()
-            union[c] += ((pred == c) | (gt == c)).sum()
     assert len(paths) == 4
-    return 100 * np.mean(intersection[union > 0] / union[union > 0])
+    pairs = [(np.array(Image.open(path)),
+              np.array(Image.open(os.path.join(data_root, 'ann_dir/val', path.name))))
+             for path in paths]
+    return np.nanmean(iou_of_label_maps(pairs, num_classes)[1])
 
 
 def test_test_py_loads_checkpoint_and_prints_miou(trained, data_root, tmp_path):

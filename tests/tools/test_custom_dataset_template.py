@@ -38,7 +38,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_testing import REPO, load_tool
+from cli_testing import REPO, iou_of_label_maps, load_tool
 from mmseg_maskformer.datasets.shapes import render_sample
 
 TEMPLATE = os.path.join(
@@ -187,24 +187,6 @@ def test_training_keeps_the_best_checkpoint_with_the_custom_classes(workflow):
     assert 'The best checkpoint with' in workflow.train_out
 
 
-def iou_from_maps(predictions, ground_truth):
-    """mmseg's IoUMetric from label maps: totals over the split, ignored pixels left out; returns
-    (aAcc, per-class IoU with nan for classes absent from both) in %."""
-    intersect, union = np.zeros(len(CLASSES)), np.zeros(len(CLASSES))
-    correct = valid_pixels = 0
-    for name, gt in ground_truth.items():
-        pred = predictions[name]
-        valid = gt != 255
-        correct += int((pred[valid] == gt[valid]).sum())
-        valid_pixels += int(valid.sum())
-        for label in range(len(CLASSES)):
-            p, g = (pred == label) & valid, (gt == label) & valid
-            intersect[label] += (p & g).sum()
-            union[label] += (p | g).sum()
-    with np.errstate(invalid='ignore'):
-        return 100 * correct / valid_pixels, 100 * intersect / union
-
-
 def test_test_reports_miou_of_its_predictions_under_the_custom_names(workflow):
     out = workflow.test_out
     summary = re.search(r'^aAcc: ([0-9.]+) mIoU: ([0-9.]+) mAcc: ([0-9.]+)$', out, re.M)
@@ -223,7 +205,8 @@ def test_test_reports_miou_of_its_predictions_under_the_custom_names(workflow):
         assert labels.shape == ground_truth[name].shape and labels.max() < len(CLASSES)
     # More than one class predicted: the comparisons below can fail.
     assert len(np.unique(np.concatenate([p.ravel() for p in predictions.values()]))) > 1
-    aacc, ious = iou_from_maps(predictions, ground_truth)
+    aacc, ious = iou_of_label_maps([(predictions[name], gt) for name, gt in ground_truth.items()],
+                                   len(CLASSES))
     # IoUMetric rounds each value to 2 decimals of %.
     np.testing.assert_allclose([printed[name] for name in CLASSES], ious, atol=0.005 + 1e-6)
     assert abs(float(summary.group(2)) - np.nanmean(ious)) <= 0.005 + 1e-6

@@ -54,7 +54,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_testing import REPO, run_in_process
+from cli_testing import REPO, iou_of_label_maps, run_in_process
 
 sys.path.insert(0, osp.join(REPO, 'tests', 'converters'))
 from hf_testing import tiny_hf_model  # noqa: E402
@@ -344,17 +344,7 @@ def ground_truth_labels(case, data_root, image_path):
 # --- checks --------------------------------------------------------------------------------------
 
 def miou(pairs, num_classes, ignore):
-    """mmseg's mIoU (percent) over (prediction, ground truth) pairs: the mean over classes present
-    in either, ignored pixels left out."""
-    intersection, union = np.zeros(num_classes), np.zeros(num_classes)
-    for pred, gt in pairs:
-        valid = gt != ignore
-        pred, gt = pred[valid], gt[valid]
-        intersection += np.bincount(gt[pred == gt], minlength=num_classes)[:num_classes]
-        union += (np.bincount(pred, minlength=num_classes)[:num_classes] +
-                  np.bincount(gt, minlength=num_classes)[:num_classes])
-    union -= intersection
-    return 100 * np.mean(intersection[union > 0] / union[union > 0])
+    return np.nanmean(iou_of_label_maps(pairs, num_classes, ignore)[1])
 
 
 def printed(key, out):
