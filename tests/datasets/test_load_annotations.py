@@ -1,6 +1,5 @@
 """An annotation whose size differs from its image's stops the configs' pipelines at load time,
 naming both files, also where a resize would otherwise stretch it onto the image unnoticed."""
-import os
 import re
 
 import numpy as np
@@ -11,12 +10,11 @@ from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from cli_testing import CONFIG as TINY
 from mmseg_maskformer.datasets import (Load16BitAnnotations, LoadSizeCheckedAnnotations,
                                        generate_shapes_dataset)
 from mmseg_maskformer.datasets.validation import DataError
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
 # The zoo configs' training resize (configs/_base_/datasets/ade20k.py), scaled to the tiny data.
 RESIZE = dict(type='RandomChoiceResize', scales=[24, 48, 64], resize_type='ResizeShortestEdge',
               max_size=128)

@@ -2,17 +2,15 @@
 a config that sets its own ``custom_hooks`` keeps them, in their place, and a config or the
 command line of tools/train.py and tools/test.py drops one only by naming it
 (``default_hooks.data_check=None``)."""
-import os
 
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from cli_testing import CONFIG as TINY
 from cli_testing import load_tool
 from mmseg_maskformer.datasets import generate_shapes_dataset
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
 PROJECT_HOOKS = ['SafeCheckpointHook', 'RandomStateHook', 'DataCheckHook']
 # The order in which the Runner calls the hooks of the tiny config (priority, then registration):
 # the project's hooks (priority VERY_HIGH) right after mmengine's RuntimeInfoHook.

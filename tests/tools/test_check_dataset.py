@@ -2,22 +2,19 @@
 import contextlib
 import io
 import json
-import os
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from PIL import Image
 
+from cli_testing import CONFIG as SEMANTIC
+from cli_testing import PANOPTIC_CONFIG as PANOPTIC
 from cli_testing import load_tool
 from mmseg_maskformer.datasets import generate_shapes_dataset
 
 CHECK_DATASET = load_tool('check_dataset')
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SEMANTIC = os.path.join(REPO, 'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py')
-PANOPTIC = os.path.join(REPO,
-                        'configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py')
 
 
 def check(config, root=None):
