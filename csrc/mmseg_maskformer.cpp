@@ -36,4 +36,18 @@ TORCH_LIBRARY(mmseg_maskformer, m) {
       "select_uncertain_points(Tensor candidate_logits, Tensor candidates, int num_uncertain) -> "
       "Tensor",
       tags);
+  m.def(
+      "semantic_scores(Tensor cls_logits, Tensor mask_logits, SymInt height, SymInt width) -> "
+      "Tensor",
+      tags);
+  m.def(
+      "semantic_labels(Tensor cls_logits, Tensor mask_logits, int[] input_size, int[] crop, "
+      "int[] output_size, bool flip_horizontal, bool flip_vertical, bool align_corners) -> "
+      "(Tensor labels, Tensor scores)",
+      tags);
+  m.def(
+      "panoptic_assignment(Tensor mask_logits, Tensor scores, int[] input_size, int[] crop, "
+      "int[] output_size, bool flip_horizontal, bool flip_vertical, bool align_corners) -> "
+      "(Tensor owner, Tensor won, Tensor area)",
+      tags);
 }

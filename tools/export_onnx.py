@@ -88,7 +88,7 @@ def build_model(config: str, checkpoint=None, cfg_options=None) -> Tuple[nn.Modu
 
     model = init_model(config, checkpoint, device='cpu', cfg_options=cfg_options)
     head = getattr(model, 'decode_head', None)
-    if head is None or not hasattr(head, 'upsample_to_input'):
+    if head is None or not hasattr(head, 'last_layer_logits'):
         raise ValueError(f'{config}: the model needs a mmseg_maskformer.MaskFormerHead as its '
                          f'decode head, got {type(head).__name__}')
     return revert_sync_batchnorm(model).eval(), model.cfg

@@ -2,6 +2,7 @@
 # with mmseg's FCN head, trained on the same Shapes data with the same schedule.
 _base_ = '../maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py'
 model = dict(
+    type='EncoderDecoder',
     backbone=dict(dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), contract_dilation=True),
     decode_head=dict(
         _delete_=True,

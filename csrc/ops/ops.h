@@ -95,6 +95,35 @@ ValidView<T> valid_view(const at::Tensor& valid) {
           valid.stride(2)};
 }
 
+// ---- Inference (semantic scores and labels, panoptic assignment): ops/inference.cpp ----------
+
+// Bilinear resampling of (Q, Hs, Ws) maps at a grid of rows x columns given by per-axis taps:
+// row_index / col_index (n, 2) int64 source indices and row_weight / col_weight (n, 2) weights
+// of the compute dtype, combined in ATen's order l0 (a l0' + b l1') + l1 (c l0' + d l1'). out is
+// a contiguous (Q, rows, columns) tensor of the compute dtype. One implementation per device.
+using ResampleFn = void (*)(const at::Tensor& src, const at::Tensor& row_index,
+                            const at::Tensor& row_weight, const at::Tensor& col_index,
+                            const at::Tensor& col_weight, at::Tensor& out);
+
+// The ops' host code, shared by both devices: argument checks, tap tables and the loop over
+// blocks of output rows, with the device's resample kernel and ATen's GEMM / max / bincount.
+at::Tensor semantic_scores_host(const at::Tensor& cls_logits, const at::Tensor& mask_logits,
+                                int64_t height, int64_t width, ResampleFn resample,
+                                int64_t block_elements);
+std::tuple<at::Tensor, at::Tensor> semantic_labels_host(
+    const at::Tensor& cls_logits, const at::Tensor& mask_logits, at::IntArrayRef input_size,
+    at::IntArrayRef crop, at::IntArrayRef output_size, bool flip_horizontal, bool flip_vertical,
+    bool align_corners, ResampleFn resample, int64_t block_elements);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> panoptic_assignment_host(
+    const at::Tensor& mask_logits, const at::Tensor& scores, at::IntArrayRef input_size,
+    at::IntArrayRef crop, at::IntArrayRef output_size, bool flip_horizontal, bool flip_vertical,
+    bool align_corners, ResampleFn resample, int64_t block_elements);
+
+// Checks resample's arguments (shared by the device kernels).
+void check_resample_args(const at::Tensor& src, const at::Tensor& row_index,
+                         const at::Tensor& row_weight, const at::Tensor& col_index,
+                         const at::Tensor& col_weight, const at::Tensor& out);
+
 template <typename T>
 struct TypeTag {
   using type = T;

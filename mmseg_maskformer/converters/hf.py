@@ -135,11 +135,11 @@ def _check_resnet_widths(backbone) -> None:
 
 
 def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]) -> dict:
-    """The mmseg ``EncoderDecoder`` config of a (supported) HF MaskFormer config."""
+    """The ``MaskFormerSegmentor`` config (an mmseg ``EncoderDecoder``) of a HF MaskFormer config."""
     backbone = config.backbone_config
     decoder = config.decoder_config
     return dict(
-        type='EncoderDecoder',
+        type='mmseg_maskformer.MaskFormerSegmentor',
         data_preprocessor=dict(
             type='SegDataPreProcessor',
             # HF processors rescale to [0, 1] before normalising; mmseg normalises 0..255 pixels.

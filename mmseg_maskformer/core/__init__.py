@@ -3,7 +3,8 @@
 Plain torch + scipy functions and classes, no registries.
 """
 from .criterion import SetCriterion, average_num_masks
-from .inference import panoptic_inference, semantic_inference
+from .inference import (merge_panoptic_segments, panoptic_inference, panoptic_segmentation,
+                        semantic_inference)
 from .mask_functions import LOSS_IMPLS, get_mask_functions
 from .matching import HungarianMatcher, NonFiniteCostError, classification_cost, hungarian_assignment
 from .targets import concatenated, pack_masks, semantic_to_segments
@@ -11,5 +12,6 @@ from .targets import concatenated, pack_masks, semantic_to_segments
 __all__ = [
     'HungarianMatcher', 'LOSS_IMPLS', 'NonFiniteCostError', 'SetCriterion', 'average_num_masks',
     'classification_cost', 'concatenated', 'get_mask_functions', 'hungarian_assignment',
-    'pack_masks', 'panoptic_inference', 'semantic_inference', 'semantic_to_segments'
+    'merge_panoptic_segments', 'pack_masks', 'panoptic_inference', 'panoptic_segmentation',
+    'semantic_inference', 'semantic_to_segments'
 ]

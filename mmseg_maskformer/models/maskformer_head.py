@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, SampleList
 
-from ..core import (SetCriterion, pack_masks, panoptic_inference, semantic_inference,
-                    semantic_to_segments)
+from .. import ops
+from ..core import SetCriterion, pack_masks, panoptic_segmentation, semantic_to_segments
 from ..registry import MODELS, SCOPE, TASK_UTILS
 from .pixel_decoder import c2_xavier_fill
 from .transformer import DetrTransformerDecoder, SinePositionalEncoding
@@ -65,7 +65,12 @@ class MaskFormerHead(BaseModule):
             ``dict(mode='panoptic', object_mask_threshold=0.8, overlap_threshold=0.8,
             thing_classes=None)``; ``thing_classes=None`` takes the ``thing_labels`` that
             :class:`~mmseg_maskformer.datasets.CocoPanopticSegDataset` puts in every sample.
-            Panoptic output needs the ``mmseg_maskformer.MaskFormerSegmentor``.
+            Panoptic output needs the ``mmseg_maskformer.MaskFormerSegmentor``. Both modes also
+            take ``impl``: ``'fused'`` (the compiled inference ops, which never hold a (Q, H, W)
+            tensor; an error without them), ``'reference'`` (PyTorch) or ``None`` (fused where
+            the extension has kernels for the device); and ``output_seg_logits`` (default
+            False): with the fused ops, whole-image prediction by the ``MaskFormerSegmentor``
+            returns ``pred_sem_seg`` without the (K, H, W) ``seg_logits``, unless this is True.
     """
 
     def __init__(self,
@@ -203,38 +208,52 @@ class MaskFormerHead(BaseModule):
         ]
         return [labels for labels, _ in segments], pack_masks([masks for _, masks in segments])
 
+    def inference_ops(self, device: torch.device):
+        """The inference ops ``test_cfg.impl`` selects for a device (:func:`ops.inference_backend`)."""
+        return ops.inference_backend(self.test_cfg.get('impl'), device)
+
     def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],
                 test_cfg: ConfigType = None) -> torch.Tensor:
-        """Semantic scores (B, K, H, W) at the network-input size (the paper's semantic inference)."""
+        """Semantic scores (B, K, H, W) at the network-input size (the paper's semantic inference),
+        what mmseg's whole and sliding-window inference and test-time augmentation use."""
         cls_logits, mask_logits = self.last_layer_logits(inputs)
-        mask_logits = self.upsample_to_input(mask_logits, batch_img_metas)
-        return semantic_inference(cls_logits, mask_logits)
-
-    @staticmethod
-    def upsample_to_input(mask_logits: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
-        """(B, Q, H/4, W/4) mask logits bilinearly upsampled to the network-input size."""
         size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
-        return F.interpolate(mask_logits, size=size, mode='bilinear', align_corners=False)
+        return self.inference_ops(mask_logits.device).semantic_scores(cls_logits, mask_logits, size)
 
-    def panoptic_results(self, cls_logits: torch.Tensor, input_mask_logits: torch.Tensor,
+    def semantic_label_maps(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                            batch_img_metas: List[dict],
+                            align_corners: bool = False) -> List[torch.Tensor]:
+        """Per image the (H, W) semantic map at its original size, from the last layer's class
+        logits (B, Q, K+1) and (B, Q, H/4, W/4) mask logits: mmseg's ``postprocess_result``
+        (padding crop, flip undone, resize to ``ori_shape``) and arg-max folded into
+        :func:`ops.semantic_labels`."""
+        semantic = self.inference_ops(mask_logits.device)
+        return [semantic.semantic_labels(cls, masks, **output_geometry(meta, masks.shape[-2:]),
+                                         align_corners=align_corners)
+                for cls, masks, meta in zip(cls_logits, mask_logits, batch_img_metas)]
+
+    def panoptic_results(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
                          batch_img_metas: List[dict]) -> List[Tuple[torch.Tensor, List[dict]]]:
-        """Per image ``(panoptic_seg, segments_info)`` at the original image size, from mask
-        logits at the network-input size (:meth:`upsample_to_input`): batch padding cropped,
-        resized to ``ori_shape``."""
+        """Per image ``(panoptic_seg, segments_info)`` at the original image size, from the last
+        layer's class logits (B, Q, K+1) and (B, Q, H/4, W/4) mask logits: the kept queries'
+        logits upsampled to the network input, padding cropped, flip undone, resized to
+        ``ori_shape`` (:func:`ops.panoptic_assignment`), then the official merging."""
         cfg = self.test_cfg
+        panoptic = self.inference_ops(mask_logits.device)
         results = []
-        for cls, masks, meta in zip(cls_logits, input_mask_logits, batch_img_metas):
-            height, width = meta['img_shape'][:2]
-            masks = F.interpolate(masks[None, :, :height, :width], size=meta['ori_shape'][:2],
-                                  mode='bilinear', align_corners=False)[0]
-            if meta.get('flip', False):
-                masks = masks.flip(-1 if meta.get('flip_direction') == 'horizontal' else -2)
+        for cls, masks, meta in zip(cls_logits, mask_logits, batch_img_metas):
+            geometry = output_geometry(meta, masks.shape[-2:])
             thing_classes = cfg.get('thing_classes')
             if thing_classes is None:
                 thing_classes = meta.get('thing_labels', ())
-            results.append(panoptic_inference(
-                cls, masks, cfg.get('object_mask_threshold', 0.8),
-                cfg.get('overlap_threshold', 0.8), thing_classes))
+
+            def assign(kept_masks, scores, geometry=geometry):
+                return panoptic.panoptic_assignment(kept_masks, scores, **geometry)
+
+            results.append(panoptic_segmentation(
+                cls, masks, assign, geometry['output_size'],
+                cfg.get('object_mask_threshold', 0.8), cfg.get('overlap_threshold', 0.8),
+                thing_classes))
         return results
 
 
@@ -249,6 +268,23 @@ def panoptic_segments(sample) -> Tuple[torch.Tensor, torch.Tensor]:
     masks = index_map[None] == torch.arange(1, len(labels) + 1, device=index_map.device)[:, None, None]
     present = masks.flatten(1).any(1)  # crops can remove segments
     return labels[present], masks[present]
+
+
+def output_geometry(img_meta: dict, mask_size: Sequence[int]) -> dict:
+    """``input_size``, ``output_size``, ``crop`` and ``flip`` of one image for the inference ops,
+    by the rules of mmseg's ``BaseSegmentor.postprocess_result``: the batch padding
+    (``img_padding_size`` or ``padding_size``: left, right, top, bottom) is cropped from the
+    network-input grid, a test-time flip is undone, and the result is resized to ``ori_shape``
+    (without ``ori_shape``, the cropped grid is the output)."""
+    height, width = network_input_size(img_meta, mask_size)
+    padding = img_meta.get('img_padding_size', img_meta.get('padding_size', None)) or [0, 0, 0, 0]
+    left, right, top, bottom = (int(p) for p in padding)
+    crop = (top, left, height - top - bottom, width - left - right)
+    flip = img_meta.get('flip_direction') if img_meta.get('flip', False) else None
+    if flip not in (None, 'horizontal', 'vertical'):
+        raise ValueError(f"flip_direction must be 'horizontal' or 'vertical', got {flip!r}")
+    output_size = tuple(int(s) for s in img_meta.get('ori_shape', crop[2:])[:2])
+    return dict(input_size=(height, width), output_size=output_size, crop=crop, flip=flip)
 
 
 def network_input_size(img_meta: dict, mask_size: Sequence[int]) -> Tuple[int, int]:

@@ -1,12 +1,15 @@
 """An ``EncoderDecoder`` that can also return MaskFormer's panoptic output."""
 from typing import List, Optional
 
+import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
+from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 
-from ..core import semantic_inference
+from .. import ops
 from ..registry import MODELS
+from .maskformer_head import network_input_size
 
 
 def thing_labels_of_meta(dataset_meta: Optional[dict]) -> Optional[List[int]]:
@@ -26,10 +29,23 @@ def thing_labels_of_meta(dataset_meta: Optional[dict]) -> Optional[List[int]]:
 
 @MODELS.register_module()
 class MaskFormerSegmentor(EncoderDecoder):
-    """mmseg's ``EncoderDecoder``; with a decode head whose ``test_cfg.mode`` is ``'panoptic'``,
-    ``predict`` adds ``pred_panoptic_seg`` (segment ids, 0 = void, at the original image size)
-    and the metainfo ``pred_segments_info`` (``id``, ``category_id`` = class index, ``isthing``,
-    ``area``) to every sample, next to the usual semantic ``pred_sem_seg`` from one forward pass.
+    """mmseg's ``EncoderDecoder`` with MaskFormer's fused whole-image prediction and its panoptic
+    output.
+
+    Semantic prediction (``mode='whole'``): when the head's inference ops are the fused ones
+    (``test_cfg.impl`` of the head, :meth:`MaskFormerHead.inference_ops`), ``predict`` folds mmseg's
+    ``postprocess_result`` (padding crop, flip undone, bilinear resize to ``ori_shape``, arg-max)
+    into :func:`mmseg_maskformer.ops.semantic_labels`, which never holds the (Q, H, W) masks or
+    the (K, H, W) scores: samples get ``pred_sem_seg`` but no ``seg_logits``. With the reference
+    ops, with ``output_seg_logits=True`` in the head's ``test_cfg`` (set by
+    :class:`MaskFormerTTAModel`, which averages them), with one class, or with sliding-window
+    inference, it is mmseg's ``predict`` (the head's scores then come from the fused
+    :func:`~mmseg_maskformer.ops.semantic_scores`).
+
+    With a decode head whose ``test_cfg.mode`` is ``'panoptic'``, ``predict`` adds
+    ``pred_panoptic_seg`` (segment ids, 0 = void, at the original image size) and the metainfo
+    ``pred_segments_info`` (``id``, ``category_id`` = class index, ``isthing``, ``area``) to every
+    sample, next to the usual semantic ``pred_sem_seg`` from one forward pass.
 
     Which classes are things: the head's ``test_cfg.thing_classes``, else the samples'
     ``thing_labels`` (the panoptic datasets' loader sets them), else the ``thing_classes`` of the
@@ -37,26 +53,48 @@ class MaskFormerSegmentor(EncoderDecoder):
     images in ``inference_model`` and ``MMSegInferencer``).
     """
 
+    def fused_labels(self, device: torch.device) -> bool:
+        """Whether whole-image semantic prediction goes through ``ops.semantic_labels``."""
+        head = self.decode_head
+        return (self.test_cfg.get('mode', 'whole') == 'whole' and head.num_classes > 1 and
+                not head.test_cfg.get('output_seg_logits', False) and
+                head.inference_ops(device) is ops.fused)
+
     def predict(self, inputs, data_samples: OptSampleList = None) -> SampleList:
         head = self.decode_head
-        if head.test_cfg.get('mode', 'semantic') != 'panoptic':
+        panoptic = head.test_cfg.get('mode', 'semantic') == 'panoptic'
+        fused_labels = self.fused_labels(inputs.device)
+        if not panoptic and not fused_labels:
             return super().predict(inputs, data_samples)
-        if self.test_cfg.get('mode', 'whole') != 'whole':
+        if panoptic and self.test_cfg.get('mode', 'whole') != 'whole':
             raise NotImplementedError("panoptic inference needs test_cfg=dict(mode='whole'): "
                                       'segments of sliding windows cannot be averaged')
-        if data_samples is None:
+        if panoptic and data_samples is None:
             raise ValueError('panoptic inference needs data samples with image metainfo')
-        things = thing_labels_of_meta(getattr(self, 'dataset_meta', None))
-        for sample in data_samples:
-            if 'thing_labels' not in sample and things is not None:
-                sample.set_metainfo(dict(thing_labels=things))
+        if data_samples is None:  # mmseg's metas for bare inputs: no crop, no resize
+            size = tuple(inputs.shape[2:])
+            data_samples = [SegDataSample(metainfo=dict(ori_shape=size, img_shape=size,
+                                                        pad_shape=size))
+                            for _ in range(inputs.shape[0])]
+        if panoptic:
+            things = thing_labels_of_meta(getattr(self, 'dataset_meta', None))
+            for sample in data_samples:
+                if 'thing_labels' not in sample and things is not None:
+                    sample.set_metainfo(dict(thing_labels=things))
         batch_img_metas = [sample.metainfo for sample in data_samples]
         cls_logits, mask_logits = head.last_layer_logits(self.extract_feat(inputs))
-        mask_logits = head.upsample_to_input(mask_logits, batch_img_metas)
-        data_samples = self.postprocess_result(semantic_inference(cls_logits, mask_logits),
-                                               data_samples)
-        for sample, (panoptic_seg, segments) in zip(
-                data_samples, head.panoptic_results(cls_logits, mask_logits, batch_img_metas)):
-            sample.pred_panoptic_seg = PixelData(data=panoptic_seg[None])
-            sample.set_metainfo(dict(pred_segments_info=segments))
+        if fused_labels:
+            for sample, labels in zip(data_samples, head.semantic_label_maps(
+                    cls_logits, mask_logits, batch_img_metas, self.align_corners)):
+                sample.pred_sem_seg = PixelData(data=labels[None])
+        else:
+            size = network_input_size(batch_img_metas[0], mask_logits.shape[-2:])
+            scores = head.inference_ops(mask_logits.device).semantic_scores(
+                cls_logits, mask_logits, size)
+            data_samples = self.postprocess_result(scores, data_samples)
+        if panoptic:
+            for sample, (panoptic_seg, segments) in zip(
+                    data_samples, head.panoptic_results(cls_logits, mask_logits, batch_img_metas)):
+                sample.pred_panoptic_seg = PixelData(data=panoptic_seg[None])
+                sample.set_metainfo(dict(pred_segments_info=segments))
         return data_samples

@@ -32,6 +32,10 @@ class MaskFormerTTAModel(BaseTTAModel):
     def __init__(self, module, data_preprocessor=None):
         super().__init__(module, data_preprocessor)
         head = getattr(self.module, 'decode_head', None)
+        if head is not None and hasattr(head, 'test_cfg'):
+            # The views' scores are averaged: the segmentor must return them (fused scores, then
+            # mmseg's postprocess_result) rather than only the fused labels.
+            head.test_cfg['output_seg_logits'] = True
         if head is not None and head.test_cfg.get('mode', 'semantic') == 'panoptic':
             raise NotImplementedError(
                 'MaskFormerTTAModel merges semantic scores; panoptic test-time augmentation is not '

@@ -1,4 +1,4 @@
-"""Mask-loss ops. Layer 1: depends on torch alone.
+"""Mask-loss and inference ops. Layer 1: depends on torch alone.
 
 Each op runs the compiled kernel (:mod:`.fused`) when the extension ``mmseg_maskformer._C`` is
 built with kernels for the input's device, else its pure-PyTorch reference (:mod:`.reference`),
@@ -6,7 +6,7 @@ after one warning. Both paths validate their arguments identically (:mod:`._vali
 """
 import warnings
 from types import ModuleType
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -82,7 +82,58 @@ def sample_uncertain_points(mask_logits: torch.Tensor,
                                                                 importance_sample_ratio, generator)
 
 
+def semantic_scores(cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                    size: Sequence[int]) -> torch.Tensor:
+    """(B, K, H, W) semantic scores; see :func:`.reference.semantic_scores`."""
+    return _backend(mask_logits.device).semantic_scores(cls_logits, mask_logits, size)
+
+
+def semantic_labels(cls_logits: torch.Tensor,
+                    mask_logits: torch.Tensor,
+                    input_size: Sequence[int],
+                    output_size: Sequence[int],
+                    crop: Optional[Sequence[int]] = None,
+                    flip: Optional[str] = None,
+                    align_corners: bool = False,
+                    return_scores: bool = False
+                    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """One image's semantic map; see :func:`.reference.semantic_labels`."""
+    return _backend(mask_logits.device).semantic_labels(cls_logits, mask_logits, input_size,
+                                                        output_size, crop, flip, align_corners,
+                                                        return_scores)
+
+
+def panoptic_assignment(mask_logits: torch.Tensor,
+                        scores: torch.Tensor,
+                        input_size: Sequence[int],
+                        output_size: Sequence[int],
+                        crop: Optional[Sequence[int]] = None,
+                        flip: Optional[str] = None,
+                        align_corners: bool = False
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pixel winning query and per-query counts; see :func:`.reference.panoptic_assignment`."""
+    return _backend(mask_logits.device).panoptic_assignment(mask_logits, scores, input_size,
+                                                            output_size, crop, flip, align_corners)
+
+
+def inference_backend(impl: Optional[str], device: torch.device) -> ModuleType:
+    """The module whose inference ops run for ``impl``: ``'fused'`` (:mod:`.fused`, an error when
+    it has no kernels for the device), ``'reference'``, or None for fused where it has kernels."""
+    if impl is None:
+        return fused if device.type in SUPPORTED_DEVICES else reference
+    if impl == 'reference':
+        return reference
+    if impl != 'fused':
+        raise ValueError(f"impl must be 'fused', 'reference' or None, got {impl!r}")
+    if device.type not in SUPPORTED_DEVICES:
+        reason = LOAD_ERROR or f'it has no {device.type} kernels'
+        raise RuntimeError(f"impl='fused' needs the compiled extension ({reason}); {BUILD_HINT}, "
+                           f"or set impl='reference'")
+    return fused
+
+
 __all__ = [
-    'extension_available', 'fused', 'pairwise_mask_costs', 'point_sample', 'reference',
-    'sample_uncertain_points', 'select_uncertain_points', 'sigmoid_focal_dice_loss'
+    'extension_available', 'fused', 'inference_backend', 'pairwise_mask_costs',
+    'panoptic_assignment', 'point_sample', 'reference', 'sample_uncertain_points',
+    'select_uncertain_points', 'semantic_labels', 'semantic_scores', 'sigmoid_focal_dice_loss'
 ]

@@ -51,6 +51,28 @@ def _select_uncertain_points_fake(candidate_logits, candidates, num_uncertain):
     return candidates.new_empty((candidates.shape[0], num_uncertain, 2))
 
 
+@register_fake('mmseg_maskformer::semantic_scores')
+def _semantic_scores_fake(cls_logits, mask_logits, height, width):
+    shape = (mask_logits.shape[0], cls_logits.shape[-1] - 1, height, width)
+    return mask_logits.new_empty(shape, dtype=_compute_dtype(mask_logits))
+
+
+@register_fake('mmseg_maskformer::semantic_labels')
+def _semantic_labels_fake(cls_logits, mask_logits, input_size, crop, output_size,
+                          flip_horizontal, flip_vertical, align_corners):
+    return (mask_logits.new_empty(tuple(output_size), dtype=torch.long),
+            mask_logits.new_empty(tuple(output_size), dtype=_compute_dtype(mask_logits)))
+
+
+@register_fake('mmseg_maskformer::panoptic_assignment')
+def _panoptic_assignment_fake(mask_logits, scores, input_size, crop, output_size,
+                              flip_horizontal, flip_vertical, align_corners):
+    queries = mask_logits.shape[0]
+    return (mask_logits.new_empty(tuple(output_size), dtype=torch.long),
+            mask_logits.new_empty((queries, ), dtype=torch.long),
+            mask_logits.new_empty((queries, ), dtype=torch.long))
+
+
 def _loss_setup_context(ctx, inputs, output):
     mask_logits, targets, alpha, gamma, eps, valid = inputs
     # Three floats per mask (four with valid); the backward recomputes everything else from
@@ -84,6 +106,16 @@ def _pairwise_mask_costs_backward(ctx, grad_focal, grad_dice):
 
 
 register_autograd('mmseg_maskformer::pairwise_mask_costs', _pairwise_mask_costs_backward)
+
+
+def _inference_backward(ctx, *grads):
+    raise RuntimeError('the compiled inference ops (semantic_scores, semantic_labels, '
+                       'panoptic_assignment) have no backward; use the functions of '
+                       'mmseg_maskformer.ops.reference to differentiate them')
+
+
+for _name in ('semantic_scores', 'semantic_labels', 'panoptic_assignment'):
+    register_autograd(f'mmseg_maskformer::{_name}', _inference_backward)
 
 
 def _point_sample_setup_context(ctx, inputs, output):

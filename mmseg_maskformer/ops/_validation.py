@@ -146,3 +146,86 @@ def check_select_uncertain_inputs(candidate_logits: torch.Tensor, candidates: to
 def point_sample_dtype(inputs: torch.Tensor) -> torch.dtype:
     """Samples have the dtype of floating inputs; those of bool and uint8 inputs are float32."""
     return inputs.dtype if inputs.is_floating_point() else torch.float32
+
+
+def check_finite(name: str, tensor: torch.Tensor) -> None:
+    """Non-finite logits would give NaN scores, whose arg-max is meaningless."""
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(tensor).all()):
+        bad = (~torch.isfinite(tensor)).nonzero()[0].tolist()
+        raise ValueError(f'{name} holds non-finite values (NaN or inf), e.g. at index {bad}: '
+                         f'{tensor[tuple(bad)].item()}')
+
+
+def check_size(name: str, size) -> Tuple[int, int]:
+    """Two positive ints (H, W)."""
+    try:
+        height, width = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f'{name} must be two sizes (H, W), got {size!r}') from None
+    if height <= 0 or width <= 0:
+        raise ValueError(f'{name} must be positive, got {(height, width)}')
+    return height, width
+
+
+def check_class_and_mask_logits(cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                                batched: bool) -> None:
+    """(B, Q, K+1) and (B, Q, h, w) when batched, else (Q, K+1) and (Q, h, w); K+1 >= 2, Q >= 1,
+    finite."""
+    check_logits('cls_logits', cls_logits, (3, ) if batched else (2, ))
+    check_logits('mask_logits', mask_logits, (4, ) if batched else (3, ))
+    lead = 2 if batched else 1
+    if cls_logits.shape[:lead] != mask_logits.shape[:lead]:
+        raise ValueError(f'cls_logits {tuple(cls_logits.shape)} and mask_logits '
+                         f'{tuple(mask_logits.shape)} must hold the same '
+                         f'{"images and queries" if batched else "queries"}')
+    if cls_logits.shape[-1] < 2:
+        raise ValueError(f'cls_logits needs K+1 >= 2 columns (K classes and the no-object class), '
+                         f'got shape {tuple(cls_logits.shape)}')
+    if any(s == 0 for s in mask_logits.shape[lead - 1:]):
+        raise ValueError(f'mask_logits must hold at least one query and one pixel, got shape '
+                         f'{tuple(mask_logits.shape)}')
+    if cls_logits.device != mask_logits.device:
+        raise ValueError(f'cls_logits are on {cls_logits.device} but mask_logits are on '
+                         f'{mask_logits.device}')
+    check_finite('cls_logits', cls_logits)
+    check_finite('mask_logits', mask_logits)
+
+
+def check_geometry(input_size, output_size, crop, flip) -> Tuple[Tuple[int, int], Tuple[int, int],
+                                                               Tuple[int, int, int, int],
+                                                               Tuple[bool, bool]]:
+    """Normalised ``(input_size, output_size, crop, (flip_horizontal, flip_vertical))``: crop
+    None is the whole input grid; flip None, ``'horizontal'`` or ``'vertical'``."""
+    input_size = check_size('input_size', input_size)
+    output_size = check_size('output_size', output_size)
+    if crop is None:
+        crop = (0, 0) + input_size
+    try:
+        crop = tuple(int(c) for c in crop)
+    except (TypeError, ValueError):
+        raise ValueError(f'crop must be (top, left, height, width), got {crop!r}') from None
+    if (len(crop) != 4 or crop[0] < 0 or crop[1] < 0 or crop[2] <= 0 or crop[3] <= 0 or
+            crop[0] + crop[2] > input_size[0] or crop[1] + crop[3] > input_size[1]):
+        raise ValueError(f'crop must be (top, left, height, width) inside the input grid '
+                         f'{input_size}, got {crop}')
+    if flip not in (None, 'horizontal', 'vertical'):
+        raise ValueError(f"flip must be None, 'horizontal' or 'vertical', got {flip!r}")
+    return input_size, output_size, crop, (flip == 'horizontal', flip == 'vertical')
+
+
+def check_panoptic_inputs(mask_logits: torch.Tensor, scores: torch.Tensor) -> None:
+    """(Q, h, w) finite mask logits with Q >= 1 and (Q,) floating scores."""
+    check_logits('mask_logits', mask_logits, (3, ))
+    if any(s == 0 for s in mask_logits.shape):
+        raise ValueError(f'mask_logits must hold at least one query and one pixel, got shape '
+                         f'{tuple(mask_logits.shape)}')
+    if (not isinstance(scores, torch.Tensor) or not scores.is_floating_point() or
+            tuple(scores.shape) != (mask_logits.shape[0], )):
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f'scores must be a floating ({mask_logits.shape[0]},) tensor, one per '
+                         f'query of mask_logits, got {shape}')
+    if scores.device != mask_logits.device:
+        raise ValueError(f'scores are on {scores.device} but mask_logits are on '
+                         f'{mask_logits.device}')
+    check_finite('mask_logits', mask_logits)
+    check_finite('scores', scores)

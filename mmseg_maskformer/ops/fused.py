@@ -2,15 +2,17 @@
 
 Same signatures and results as :mod:`mmseg_maskformer.ops.reference`; each function raises
 ``RuntimeError`` when the extension is not built. They compute in float32 (float64 stays
-float64) and keep no full-resolution intermediate for backward.
+float64) and keep no full-resolution intermediate for backward; the inference ops hold a few
+output rows of masks and scores at a time.
 """
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 from ._extension import require_extension
-from ._validation import (check_cost_inputs, check_loss_inputs, check_point_sample_inputs,
-                          check_select_uncertain_inputs)
+from ._validation import (check_class_and_mask_logits, check_cost_inputs, check_geometry,
+                          check_loss_inputs, check_panoptic_inputs, check_point_sample_inputs,
+                          check_select_uncertain_inputs, check_size)
 from .reference import sample_uncertain_points_with
 
 
@@ -92,3 +94,58 @@ def sample_uncertain_points(mask_logits: torch.Tensor,
     return sample_uncertain_points_with(point_sample, select_uncertain_points, mask_logits,
                                         num_points, oversample_ratio, importance_sample_ratio,
                                         generator)
+
+
+def semantic_scores(cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                    size: Sequence[int]) -> torch.Tensor:
+    """(B, K, H, W) semantic scores without a (B, Q, H, W) tensor: blocks of rows of the upsampled
+    sigmoid maps contracted by a GEMM straight into the output.
+
+    See :func:`mmseg_maskformer.ops.reference.semantic_scores`. Not differentiable.
+    """
+    check_class_and_mask_logits(cls_logits, mask_logits, batched=True)
+    height, width = check_size('size', size)
+    return _ops().semantic_scores(cls_logits, mask_logits, height, width)
+
+
+def semantic_labels(cls_logits: torch.Tensor,
+                    mask_logits: torch.Tensor,
+                    input_size: Sequence[int],
+                    output_size: Sequence[int],
+                    crop: Optional[Sequence[int]] = None,
+                    flip: Optional[str] = None,
+                    align_corners: bool = False,
+                    return_scores: bool = False
+                    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """The (H, W) semantic map of one image without a (Q, H, W) or (K, H, W) tensor.
+
+    See :func:`mmseg_maskformer.ops.reference.semantic_labels`. The crop, flip and resize are
+    linear, so they are applied to the sigmoid maps of a few output rows at a time, which one
+    GEMM then turns into those rows' class scores and their arg-max. Labels equal the
+    reference's except where the two best classes are within float rounding of each other
+    (the sums run in another order); equal maxima give the lowest class in both.
+    """
+    check_class_and_mask_logits(cls_logits, mask_logits, batched=False)
+    input_size, output_size, crop, flips = check_geometry(input_size, output_size, crop, flip)
+    labels, best = _ops().semantic_labels(cls_logits, mask_logits, list(input_size), list(crop),
+                                          list(output_size), flips[0], flips[1],
+                                          bool(align_corners))
+    return (labels, best) if return_scores else labels
+
+
+def panoptic_assignment(mask_logits: torch.Tensor,
+                        scores: torch.Tensor,
+                        input_size: Sequence[int],
+                        output_size: Sequence[int],
+                        crop: Optional[Sequence[int]] = None,
+                        flip: Optional[str] = None,
+                        align_corners: bool = False
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(owner, won, area)`` of the kept queries in one pass over blocks of output rows.
+
+    See :func:`mmseg_maskformer.ops.reference.panoptic_assignment`.
+    """
+    check_panoptic_inputs(mask_logits, scores)
+    input_size, output_size, crop, flips = check_geometry(input_size, output_size, crop, flip)
+    return _ops().panoptic_assignment(mask_logits, scores, list(input_size), list(crop),
+                                      list(output_size), flips[0], flips[1], bool(align_corners))

@@ -5,13 +5,14 @@ intermediate tensors, autograd for backward) and have the same signatures as the
 which must match them. They are also the ``loss_impl='reference'`` path of the criterion.
 All arithmetic is float32 (float64 inputs stay float64, for gradcheck).
 """
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-from ._validation import (check_cost_inputs, check_loss_inputs, check_point_sample_inputs,
-                          check_select_uncertain_inputs, point_sample_dtype)
+from ._validation import (check_class_and_mask_logits, check_cost_inputs, check_geometry,
+                          check_loss_inputs, check_panoptic_inputs, check_point_sample_inputs,
+                          check_select_uncertain_inputs, check_size, point_sample_dtype)
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -199,3 +200,128 @@ def sample_uncertain_points_with(point_sample_fn, select_fn, mask_logits: torch.
         random_points = torch.rand(num_masks, num_random, 2, device=device, generator=generator)
         points = torch.cat([points, random_points], dim=1)
     return points
+
+
+def _resize(x: torch.Tensor, size: Sequence[int], align_corners: bool = False) -> torch.Tensor:
+    """``F.interpolate`` bilinear of (B, C, h, w), skipped when the size is already right (where
+    it would copy)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=align_corners)
+
+
+def _crop_flip_resize(x: torch.Tensor, crop: Tuple[int, int, int, int], flip: Tuple[bool, bool],
+                      output_size: Tuple[int, int], align_corners: bool) -> torch.Tensor:
+    """mmseg's ``postprocess_result`` on (1, C, H, W): batch padding cropped, flip undone,
+    bilinear resize to the original size."""
+    top, left, height, width = crop
+    x = x[:, :, top:top + height, left:left + width]
+    if flip[0]:
+        x = x.flip(-1)
+    if flip[1]:
+        x = x.flip(-2)
+    return _resize(x, output_size, align_corners)
+
+
+def semantic_scores(cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                    size: Sequence[int]) -> torch.Tensor:
+    """MaskFormer's semantic scores ``Σ_q softmax(cls_q)[c] · σ(up(m_q))`` (the paper's §3.4).
+
+    Args:
+        cls_logits: (B, Q, K+1) class logits, ∅ last.
+        mask_logits: (B, Q, h, w) mask logits.
+        size: (H, W) to which the mask logits are upsampled (bilinear, align_corners=False)
+            before the sigmoid: the network-input size.
+
+    Returns:
+        (B, K, H, W) scores in float32 (float64 for float64 mask logits).
+    """
+    check_class_and_mask_logits(cls_logits, mask_logits, batched=True)
+    size = check_size('size', size)
+    return semantic_inference(cls_logits, _resize(mask_logits.to(_compute_dtype(mask_logits)), size))
+
+
+def semantic_inference(cls_logits: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+    """The soft semantic sum ``Σ_q p_q(c)·σ(m_q)`` at the size of the given mask logits, without
+    argument checks (ONNX export traces it with symbolic sizes).
+
+    Args:
+        cls_logits: (..., Q, K+1) class logits, ∅ last.
+        mask_logits: (..., Q, H, W) mask logits.
+
+    Returns:
+        (..., K, H, W) scores (float32; float64 for float64 mask logits); their arg-max over K is
+        the semantic map.
+    """
+    dtype = _compute_dtype(mask_logits)
+    probs = cls_logits.to(dtype).softmax(-1)[..., :-1]
+    return torch.einsum('...qc,...qhw->...chw', probs, mask_logits.to(dtype).sigmoid())
+
+
+def semantic_labels(cls_logits: torch.Tensor,
+                    mask_logits: torch.Tensor,
+                    input_size: Sequence[int],
+                    output_size: Sequence[int],
+                    crop: Optional[Sequence[int]] = None,
+                    flip: Optional[str] = None,
+                    align_corners: bool = False,
+                    return_scores: bool = False
+                    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """The semantic map of one image: :func:`semantic_scores` at the network-input size, then
+    mmseg's ``postprocess_result`` (batch padding cropped, flip undone, bilinear resize to the
+    original size) and the arg-max over classes.
+
+    Args:
+        cls_logits: (Q, K+1) class logits, ∅ last.
+        mask_logits: (Q, h, w) mask logits.
+        input_size: (H, W) of the network input, the grid the scores are computed on.
+        output_size: (H, W) of the original image.
+        crop: (top, left, height, width) of the image in the input grid (batch padding
+            removed); None for the whole grid.
+        flip: None, ``'horizontal'`` or ``'vertical'``: the test-time flip to undo.
+        align_corners: of the final resize (the segmentor's ``align_corners``).
+        return_scores: also return the winning score of each pixel.
+
+    Returns:
+        (H, W) int64 labels; equal maxima give the lowest class, as ``torch.argmax``. With
+        ``return_scores``, also their (H, W) scores (float32, float64 for float64 logits).
+    """
+    check_class_and_mask_logits(cls_logits, mask_logits, batched=False)
+    input_size, output_size, crop, flips = check_geometry(input_size, output_size, crop, flip)
+    scores = semantic_scores(cls_logits[None], mask_logits[None], input_size)
+    scores = _crop_flip_resize(scores, crop, flips, output_size, align_corners)[0]
+    best, labels = scores.max(0)
+    return (labels, best) if return_scores else labels
+
+
+def panoptic_assignment(mask_logits: torch.Tensor,
+                        scores: torch.Tensor,
+                        input_size: Sequence[int],
+                        output_size: Sequence[int],
+                        crop: Optional[Sequence[int]] = None,
+                        flip: Optional[str] = None,
+                        align_corners: bool = False
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which kept query owns each pixel, in the official panoptic order: the mask logits
+    upsampled to the network-input size, cropped, flipped back and resized to the original size,
+    then ``argmax_q score_q · σ(m_q)``.
+
+    Args:
+        mask_logits: (Q, h, w) mask logits of the kept queries (Q >= 1).
+        scores: (Q,) their class scores.
+        input_size, output_size, crop, flip, align_corners: as :func:`semantic_labels`.
+
+    Returns:
+        ``(owner, won, area)``: the (H, W) int64 index of the winning query (the first of equal
+        maxima, as ``torch.argmax``), the (Q,) int64 number of pixels each wins and the (Q,)
+        int64 number of pixels where its ``σ(m_q) >= 0.5``: what the overlap filter compares.
+    """
+    check_panoptic_inputs(mask_logits, scores)
+    input_size, output_size, crop, flips = check_geometry(input_size, output_size, crop, flip)
+    dtype = _compute_dtype(mask_logits)
+    logits = _resize(mask_logits.to(dtype)[None], input_size)
+    probs = _crop_flip_resize(logits, crop, flips, output_size, align_corners)[0].sigmoid()
+    owner = (scores.to(dtype)[:, None, None] * probs).argmax(0)
+    won = torch.bincount(owner.flatten(), minlength=probs.shape[0])
+    area = (probs >= 0.5).flatten(1).sum(1)
+    return owner, won, area

@@ -22,7 +22,7 @@ data_preprocessor = dict(
     test_cfg=dict(size_divisor=32))
 num_classes = 150
 model = dict(
-    type='EncoderDecoder',
+    type='mmseg_maskformer.MaskFormerSegmentor',
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='ResNet',
