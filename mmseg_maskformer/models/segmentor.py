@@ -63,12 +63,11 @@ class MaskFormerSegmentor(EncoderDecoder):
     def predict(self, inputs, data_samples: OptSampleList = None) -> SampleList:
         head = self.decode_head
         panoptic = head.test_cfg.get('mode', 'semantic') == 'panoptic'
-        fused_labels = self.fused_labels(inputs.device)
-        if not panoptic and not fused_labels:
-            return super().predict(inputs, data_samples)
         if panoptic and self.test_cfg.get('mode', 'whole') != 'whole':
             raise NotImplementedError("panoptic inference needs test_cfg=dict(mode='whole'): "
                                       'segments of sliding windows cannot be averaged')
+        if not panoptic and not self.fused_labels(inputs.device):
+            return super().predict(inputs, data_samples)
         if panoptic and data_samples is None:
             raise ValueError('panoptic inference needs data samples with image metainfo')
         if data_samples is None:  # mmseg's metas for bare inputs: no crop, no resize
@@ -76,14 +75,16 @@ class MaskFormerSegmentor(EncoderDecoder):
             data_samples = [SegDataSample(metainfo=dict(ori_shape=size, img_shape=size,
                                                         pad_shape=size))
                             for _ in range(inputs.shape[0])]
-        if panoptic:
-            things = thing_labels_of_meta(getattr(self, 'dataset_meta', None))
-            for sample in data_samples:
-                if 'thing_labels' not in sample and things is not None:
-                    sample.set_metainfo(dict(thing_labels=things))
-        batch_img_metas = [sample.metainfo for sample in data_samples]
         cls_logits, mask_logits = head.last_layer_logits(self.extract_feat(inputs))
-        if fused_labels:
+        return self.predict_from_logits(cls_logits, mask_logits, data_samples)
+
+    def predict_from_logits(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor,
+                            data_samples: SampleList) -> SampleList:
+        """Whole-image predictions from the last decoder layer's class logits (B, Q, K+1) and
+        (B, Q, H/4, W/4) mask logits: the post-processing of :meth:`predict`."""
+        head = self.decode_head
+        batch_img_metas = [sample.metainfo for sample in data_samples]
+        if self.fused_labels(mask_logits.device):
             for sample, labels in zip(data_samples, head.semantic_label_maps(
                     cls_logits, mask_logits, batch_img_metas, self.align_corners)):
                 sample.pred_sem_seg = PixelData(data=labels[None])
@@ -92,7 +93,12 @@ class MaskFormerSegmentor(EncoderDecoder):
             scores = head.inference_ops(mask_logits.device).semantic_scores(
                 cls_logits, mask_logits, size)
             data_samples = self.postprocess_result(scores, data_samples)
-        if panoptic:
+        if head.test_cfg.get('mode', 'semantic') == 'panoptic':
+            things = thing_labels_of_meta(getattr(self, 'dataset_meta', None))
+            for sample in data_samples:
+                if 'thing_labels' not in sample and things is not None:
+                    sample.set_metainfo(dict(thing_labels=things))
+            batch_img_metas = [sample.metainfo for sample in data_samples]
             for sample, (panoptic_seg, segments) in zip(
                     data_samples, head.panoptic_results(cls_logits, mask_logits, batch_img_metas)):
                 sample.pred_panoptic_seg = PixelData(data=panoptic_seg[None])

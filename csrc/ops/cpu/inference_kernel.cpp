@@ -15,7 +15,7 @@ namespace {
 
 // Working set of a block of output rows (elements): a few MB, so that a block's sigmoid maps
 // and class scores stay in cache between the resampling, the GEMM and the arg-max.
-constexpr int64_t kBlockElements = int64_t(1) << 21;
+constexpr int64_t kBlockElements = int64_t(1) << 20;
 
 template <typename scalar_t, typename acc_t>
 void resample_rows(const at::Tensor& src, const at::Tensor& row_index,
