@@ -149,6 +149,59 @@ def select_uncertain_case(ops, device, dtype, num_masks, num_candidates, num_unc
     return dict(chosen_uncertainty=logits.gather(1, index).abs().sort(dim=1).values)
 
 
+def _inference_inputs(queries, classes, low):
+    logits, _ = _dense_inputs(queries, low, low)
+    cls_logits = 3 * torch.randn(queries, classes + 1, generator=_generator(3))
+    return cls_logits, logits
+
+
+def _chain_scores_float64(cls_logits, mask_logits, input_size, crop, output_size, flip):
+    """The semantic chain's (K, H, W) scores in float64 with the reference ops."""
+    from mmseg_maskformer.ops import reference
+
+    scores = reference.semantic_scores(cls_logits[None].double(), mask_logits[None].double(),
+                                       input_size)
+    top, left, height, width = crop
+    scores = scores[:, :, top:top + height, left:left + width]
+    if flip:
+        scores = scores.flip(-1)
+    return torch.nn.functional.interpolate(scores, size=output_size, mode='bilinear')[0]
+
+
+def semantic_scores_case(ops, device, dtype, queries, classes, low, size):
+    cls_logits, mask_logits = _inference_inputs(queries, classes, low)
+    return dict(scores=ops.semantic_scores(cls_logits[None].to(device, dtype),
+                                           mask_logits[None].to(device, dtype), size))
+
+
+def semantic_labels_case(ops, device, dtype, queries, classes, low, input_size, crop,
+                         output_size):
+    """Labels compared through the float64 score of the chosen class: near-ties may go either
+    way, but a wrong label scores lower than the best."""
+    cls_logits, mask_logits = _inference_inputs(queries, classes, low)
+    cls_logits, mask_logits = cls_logits.to(device), mask_logits.to(device)
+    labels, best = ops.semantic_labels(cls_logits.to(dtype), mask_logits.to(dtype), input_size,
+                                       output_size, crop, 'horizontal', return_scores=True)
+    exact = _chain_scores_float64(cls_logits, mask_logits, input_size, crop, output_size, True)
+    return dict(best_score=best, float64_score_of_label=exact.gather(0, labels[None])[0])
+
+
+def panoptic_assignment_case(ops, device, dtype, queries, low, input_size, crop, output_size):
+    """The owner compared through the float64 score·σ it wins with; counts as they are."""
+    _, mask_logits = _inference_inputs(queries, 1, low)
+    mask_logits = mask_logits.to(device)
+    scores = torch.linspace(0.8, 1.0, queries, dtype=torch.float64).to(device)
+    owner, won, area = ops.panoptic_assignment(mask_logits.to(dtype), scores.to(dtype), input_size,
+                                               output_size, crop, 'horizontal')
+    logits = torch.nn.functional.interpolate(mask_logits[None].double(), size=input_size,
+                                             mode='bilinear')
+    top, left, height, width = crop
+    logits = logits[:, :, top:top + height, left:left + width].flip(-1)
+    probs = torch.nn.functional.interpolate(logits, size=output_size, mode='bilinear')[0].sigmoid()
+    return dict(float64_value_of_owner=(scores[:, None, None] * probs).gather(0, owner[None])[0],
+                pixels_won=won.double(), sigmoid_area=area.double())
+
+
 # name -> (builder, full-size arguments, quick arguments, compare with the CPU kernels). The one
 # list of ops this script checks: extend it when an op is added.
 CASES = {
@@ -167,6 +220,20 @@ CASES = {
                                 (8, 1500, 375), True),
     'sample_uncertain_points':
         (uncertain_points_case, (400, (128, 128), POINTS), (8, (32, 32), 500), False),
+    'semantic_scores 128²→512², K=150':
+        (semantic_scores_case, (100, 150, (128, 128), (512, 512)),
+         (10, 15, (16, 16), (64, 64)), True),
+    'semantic_labels 256×512→1024×2048 (cropped, flipped)→1000×1900, K=150':
+        (semantic_labels_case, (100, 150, (256, 512), (1024, 2048), (0, 0, 1000, 2000),
+                                (1000, 1900)),
+         (10, 15, (16, 32), (64, 128), (0, 0, 60, 120), (90, 100)), True),
+    'semantic_labels 128×171→512×683, K=847':
+        (semantic_labels_case, (100, 847, (128, 171), (512, 683), (0, 0, 512, 683), (512, 683)),
+         (10, 847, (8, 11), (32, 43), (0, 0, 32, 43), (32, 43)), True),
+    'panoptic_assignment 256×512→1024×2048 (cropped, flipped)→1000×1900':
+        (panoptic_assignment_case, (60, (256, 512), (1024, 2048), (0, 0, 1000, 2000),
+                                    (1000, 1900)),
+         (8, (16, 32), (64, 128), (0, 0, 60, 120), (90, 100)), True),
 }
 
 

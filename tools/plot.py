@@ -18,6 +18,7 @@ import json
 import os
 import os.path as osp
 import re
+import textwrap
 from collections import OrderedDict
 from typing import Dict, List
 
@@ -175,7 +176,7 @@ def plot_benchmark(markdown: str, out_dir: str) -> List[str]:
                         ax.text(x, 0.02, cell[:24], transform=ax.get_xaxis_transform(), ha='center',
                                 va='bottom', fontsize=7, rotation=90)
             ax.set_xticks(range(len(sizes)))
-            ax.set_xticklabels(sizes, fontsize=8)
+            ax.set_xticklabels([textwrap.fill(size, 16) for size in sizes], fontsize=8)
             ax.set_ylabel(label)
             ax.set_yscale('log')
             if lowest:  # bars start a decade below the smallest value, so their heights compare

@@ -48,6 +48,16 @@ def test_test_py_loads_checkpoint_and_prints_miou(trained, data_root, tmp_path):
                str(tmp_path / 'pred'), '--cfg-options'] + tiny_options(data_root, 3))
     expected = miou_of_saved_predictions(tmp_path / 'pred', data_root)
     assert printed_miou(out) == pytest.approx(expected, abs=0.006)
+    # The fused labels (the default with the extension) are those of mmseg's post-processing on
+    # the reference scores, pixel for pixel.
+    reference = run_in_process('test', [CONFIG, checkpoint, '--work-dir', str(tmp_path), '--out',
+                                        str(tmp_path / 'reference'), '--cfg-options'] +
+                               tiny_options(data_root, 3) +
+                               ['model.decode_head.test_cfg.impl=reference'])
+    assert reference['mIoU'] == printed_miou(out)
+    for path in (tmp_path / 'pred').glob('*.png'):
+        assert np.array_equal(np.array(Image.open(path)),
+                              np.array(Image.open(tmp_path / 'reference' / path.name))), path.name
 
 
 def test_test_py_tta_merges_views_and_prints_miou(data_root, tmp_path):

@@ -1,6 +1,8 @@
 """Tiny MaskFormer heads and inputs shared by the model tests."""
 import torch
+from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
+from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmseg_maskformer.models  # noqa: F401  (registers the scope)
@@ -22,6 +24,20 @@ def tiny_head_cfg(**overrides):
         loss_impl='reference')
     cfg.update(overrides)
     return cfg
+
+
+def tiny_segmentor(test_cfg, num_classes=6, mode='whole', **segmentor_test_cfg):
+    """A tiny ``MaskFormerSegmentor`` (ResNet-18 at 8 base channels) with this head ``test_cfg``."""
+    head = tiny_head_cfg(num_classes=num_classes, test_cfg=test_cfg)
+    # ConfigDict as from a config file: mmseg reads test_cfg.mode as an attribute.
+    return MODELS.build(ConfigDict(
+        type='mmseg_maskformer.MaskFormerSegmentor',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[255, 255, 255],
+                               bgr_to_rgb=True, size=(64, 64), seg_pad_val=255),
+        backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8,
+                      out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN')),
+        decode_head=dict(head, in_channels=[8, 16, 32, 64]),
+        test_cfg=dict(mode=mode, **segmentor_test_cfg)))
 
 
 def random_feats(batch=2, size=64, channels=(8, 16, 32, 64)):

@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from mmengine.config import ConfigDict
 from mmdet.evaluation.functional import pq_compute_single_core
 from mmengine.dataset import pseudo_collate
 from mmseg.registry import DATASETS, METRICS, MODELS
@@ -13,6 +12,8 @@ from PIL import Image
 import mmseg_maskformer.evaluation  # noqa: F401
 from mmseg_maskformer.datasets.panoptic import load_panoptic_png
 from mmseg_maskformer.datasets.shapes import CATEGORIES, generate_shapes_dataset, id2rgb
+
+from head_testing import tiny_segmentor
 
 
 @pytest.fixture(scope='module')
@@ -47,20 +48,6 @@ def test_dataset_metainfo_and_targets(shapes_root):
     semantic = np.array(Image.open(sample.seg_map_path.replace('panoptic', 'ann_dir')))
     assert np.array_equal(sample.gt_sem_seg.data[0].numpy(), semantic)
     assert sample.thing_labels == [2, 3, 4, 5]
-
-
-def tiny_segmentor(test_cfg):
-    from head_testing import tiny_head_cfg
-    head = tiny_head_cfg(num_classes=6, test_cfg=test_cfg)
-    # ConfigDict as from a config file: mmseg reads test_cfg.mode as an attribute.
-    return MODELS.build(ConfigDict(
-        type='mmseg_maskformer.MaskFormerSegmentor',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[255, 255, 255],
-                               bgr_to_rgb=True, size=(64, 64), seg_pad_val=255),
-        backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8,
-                      out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN')),
-        decode_head=dict(head, in_channels=[8, 16, 32, 64]),
-        test_cfg=dict(mode='whole')))
 
 
 def test_training_targets_are_instances(shapes_root):
