@@ -45,9 +45,11 @@ void fill_taps(int64_t in_size, int64_t out_size, bool align_corners, int64_t co
   acc_t* w = weight.mutable_data_ptr<acc_t>();
   taps.i0.resize(count);
   taps.i1.resize(count);
-  const acc_t scale = align_corners
-                          ? (out_size > 1 ? static_cast<acc_t>(in_size - 1) / (out_size - 1) : acc_t(0))
-                          : static_cast<acc_t>(in_size) / out_size;
+  // area_pixel_compute_scale without an explicit scale factor.
+  acc_t scale = static_cast<acc_t>(in_size) / out_size;
+  if (align_corners) {
+    scale = out_size > 1 ? static_cast<acc_t>(in_size - 1) / (out_size - 1) : acc_t(0);
+  }
   for (int64_t i = 0; i < count; ++i) {
     const int64_t dst = dst_of(i);
     int64_t i0 = dst, i1 = dst;

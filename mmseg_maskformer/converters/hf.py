@@ -135,7 +135,7 @@ def _check_resnet_widths(backbone) -> None:
 
 
 def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]) -> dict:
-    """The ``MaskFormerSegmentor`` config (an mmseg ``EncoderDecoder``) of a HF MaskFormer config."""
+    """The ``MaskFormerSegmentor`` config (an mmseg ``EncoderDecoder``) of a HF MaskFormer."""
     backbone = config.backbone_config
     decoder = config.decoder_config
     return dict(

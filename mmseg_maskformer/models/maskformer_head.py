@@ -209,7 +209,8 @@ class MaskFormerHead(BaseModule):
         return [labels for labels, _ in segments], pack_masks([masks for _, masks in segments])
 
     def inference_ops(self, device: torch.device):
-        """The inference ops ``test_cfg.impl`` selects for a device (:func:`ops.inference_backend`)."""
+        """The inference ops ``test_cfg.impl`` selects for a device
+        (:func:`~mmseg_maskformer.ops.inference_backend`)."""
         return ops.inference_backend(self.test_cfg.get('impl'), device)
 
     def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],

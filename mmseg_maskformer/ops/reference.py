@@ -238,7 +238,8 @@ def semantic_scores(cls_logits: torch.Tensor, mask_logits: torch.Tensor,
     """
     check_class_and_mask_logits(cls_logits, mask_logits, batched=True)
     size = check_size('size', size)
-    return semantic_inference(cls_logits, _resize(mask_logits.to(_compute_dtype(mask_logits)), size))
+    masks = _resize(mask_logits.to(_compute_dtype(mask_logits)), size)
+    return semantic_inference(cls_logits, masks)
 
 
 def semantic_inference(cls_logits: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,8 @@ def test_batch_of_different_images_and_bare_inputs():
     with torch.no_grad():
         bare_peer = model.predict(inputs[:1])
     clear = margin(bare_peer[0].seg_logits.data) > 1e-5
-    assert torch.equal(bare[0].pred_sem_seg.data[0][clear], bare_peer[0].pred_sem_seg.data[0][clear])
+    assert torch.equal(bare[0].pred_sem_seg.data[0][clear],
+                       bare_peer[0].pred_sem_seg.data[0][clear])
 
 
 def test_output_seg_logits_and_slide_mode_use_the_fused_scores():
@@ -91,17 +92,49 @@ def test_output_seg_logits_and_slide_mode_use_the_fused_scores():
     torch.testing.assert_close(got.seg_logits.data, want.seg_logits.data, rtol=1e-5, atol=1e-6)
 
 
+def crafted_logits(generator):
+    """Last-layer logits of 7 confident queries (classes 0, 2, 2, 3, 5, 0, 2; things 2 and 3) with
+    blob masks at 1/4 of the 64x64 input: queries 0 and 5 are one stuff segment, and query 6
+    nearly repeats query 1 with a lower score, so the overlap filter drops it."""
+    classes = torch.tensor([0, 2, 2, 3, 5, 0, 2])
+    cls_logits = torch.randn(1, 7, 7, generator=generator)
+    cls_logits[0, torch.arange(7), classes] = 8.0
+    cls_logits[0, 6, classes[6]] = 5.0
+    # Query q is sure of the cells c of a 4x4 grid with c % 6 == q, and of nothing else.
+    owner = torch.arange(16).view(4, 4) % 6
+    coarse = torch.where(owner == torch.arange(7).view(7, 1, 1), 6.0, -6.0)[None]
+    coarse = coarse + torch.randn(1, 7, 4, 4, generator=generator)
+    coarse[0, 6] = coarse[0, 1] - 0.5
+    mask_logits = torch.nn.functional.interpolate(coarse, size=(16, 16), mode='bilinear')
+    return cls_logits, mask_logits
+
+
 @pytest.mark.parametrize('meta', METAS, ids=['plain', 'padded-hflip-up', 'padded-vflip-down'])
-def test_fused_panoptic_equals_reference(meta):
-    torch.manual_seed(3)
-    # Thresholds that keep several queries and let the overlap filter drop some.
-    model = tiny_segmentor(dict(mode='panoptic', object_mask_threshold=0.0,
-                                overlap_threshold=0.5, thing_classes=[2, 3])).eval()
+def test_fused_panoptic_equals_reference(meta, monkeypatch):
+    model = tiny_segmentor(dict(mode='panoptic', object_mask_threshold=0.8,
+                                overlap_threshold=0.8, thing_classes=[2, 3])).eval()
+    logits = crafted_logits(torch.Generator().manual_seed(3))
+    monkeypatch.setattr(model.decode_head, 'last_layer_logits', lambda feats: logits)
     inputs = torch.randn(1, 3, 64, 64)
     fused, = predict(model, 'fused', inputs, [meta])
     reference, = predict(model, 'reference', inputs, [meta])
     segments = reference.pred_segments_info
-    assert len(segments) >= 2 and any(s['isthing'] for s in segments)
+    # Stuff merged (classes 0 and 5), three things, the repeated query dropped.
+    assert [(s['category_id'], s['isthing']) for s in segments] == [
+        (0, False), (2, True), (2, True), (3, True), (5, False)]
     assert torch.equal(fused.pred_panoptic_seg.data, reference.pred_panoptic_seg.data)
     assert fused.pred_segments_info == segments
     assert fused.pred_panoptic_seg.data.shape == (1, ) + meta['ori_shape']
+    labels = fused.pred_panoptic_seg.data[0]
+    assert [s['area'] for s in segments] == [int((labels == s['id']).sum()) for s in segments]
+
+
+def test_fused_panoptic_without_kept_queries_is_void(monkeypatch):
+    model = tiny_segmentor(dict(mode='panoptic', object_mask_threshold=0.999)).eval()
+    logits = crafted_logits(torch.Generator().manual_seed(3))
+    monkeypatch.setattr(model.decode_head, 'last_layer_logits', lambda feats: logits)
+    for impl in ('fused', 'reference'):
+        result, = predict(model, impl, torch.randn(1, 3, 64, 64), METAS[1:2])
+        assert result.pred_segments_info == []
+        assert torch.equal(result.pred_panoptic_seg.data,
+                           torch.zeros((1, ) + METAS[1]['ori_shape'], dtype=torch.long))
