@@ -1,12 +1,17 @@
 # make demo  — set up, then train + evaluate the tiny MaskFormer on the built-in data
 # make test  — set up, then run the test suite
 PYTHON := .venv/bin/python
-# make check-cuda: the venv holding a CUDA build of torch (created on first use)
+# make # every install route (sdist, pip install ., -e, mim) in a fresh venv with only torch, the ops
+# compiled on first use and compared with this build, and mim search / run / train / test
+check-install: setup
+	$(PYTHON) tools/check_install.py
+
+check-cuda: the venv holding a CUDA build of torch (created on first use)
 CUDA_VENV ?= .venv-cuda
 # make test: parallel test processes (the tests run single-threaded), one per core, at most 4
 TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup demo demo-baseline demo-panoptic test check-cuda benchmark clean
+.PHONY: setup demo demo-baseline demo-panoptic test check-install check-cuda benchmark clean
 
 setup:
 	bash tools/setup_env.sh
@@ -22,6 +27,11 @@ demo-panoptic: setup
 
 test: setup
 	MMSEG_MASKFORMER_REQUIRE_EXTENSION=1 $(PYTHON) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
+
+# every install route (sdist, pip install ., -e, mim) in a fresh venv with only torch, the ops
+# compiled on first use and compared with this build, and mim search / run / train / test
+check-install: setup
+	$(PYTHON) tools/check_install.py
 
 check-cuda:
 	$(shell test -x $(PYTHON) && echo $(PYTHON) || echo python3) tools/check_cuda_build.py --venv $(CUDA_VENV)

@@ -1,81 +1,115 @@
 """Build and install mmseg-maskformer.
 
-``pip install -e . --no-build-isolation`` builds the C++ ops in ``csrc/`` (and the CUDA ones
-when a CUDA toolkit and a CUDA build of torch are present) into ``mmseg_maskformer._C``.
-Set ``MMSEG_MASKFORMER_NO_EXTENSION=1`` to skip the extension: every op then runs its pure-PyTorch
-reference. ``FORCE_CUDA=1`` builds the CUDA kernels without a visible GPU (cross-compiling), for
-``TORCH_CUDA_ARCH_LIST`` (default without a GPU: :data:`DEFAULT_CUDA_ARCH_LIST`; with one, torch
-picks the visible GPUs' architectures).
+Every route installs the Python package with its C++/CUDA sources, configs, tools and model index
+(in ``mmseg_maskformer/.mim``, as OpenMMLab packages carry theirs for ``mim``):
 
-These are the only build flags of the project: ``tools/check_cuda_build.py`` and
-``tools/gpu_check.py`` build through this file.
+- ``pip install .``, ``pip install -e .``, ``mim install -e .`` or an sdist: pip builds in an
+  isolated environment without torch, so nothing is compiled here; the ops are compiled on first
+  use into a per-user cache (:mod:`mmseg_maskformer.ops._jit`).
+- ``pip install -e . --no-build-isolation`` with torch installed (what ``make setup`` does) also
+  builds the ops ahead of time into ``mmseg_maskformer._C`` (CUDA kernels too when a CUDA toolkit
+  and a CUDA build of torch are present), which is used whenever it loads.
+
+``MMSEG_MASKFORMER_NO_EXTENSION=1`` skips the ahead-of-time build (and, at run time, both builds:
+every op then runs its pure-PyTorch reference). ``FORCE_CUDA=1`` builds the CUDA kernels without a
+visible GPU (cross-compiling), for ``TORCH_CUDA_ARCH_LIST`` (default without a GPU:
+``build_config.DEFAULT_CUDA_ARCH_LIST``; with one, torch picks the visible GPUs' architectures).
+The flags are those of ``mmseg_maskformer/ops/build_config.py``, the project's only build flags,
+shared with the first-use build; ``tools/check_cuda_build.py`` and ``tools/gpu_check.py`` build
+through this file.
 """
-import glob
+import importlib.util
 import os
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# Compute capabilities compiled when no GPU is visible: sm_80 machine code also runs on 8.6 / 8.9
-# (same major version); the 9.0 PTX is JIT-compiled by the driver on newer GPUs.
-DEFAULT_CUDA_ARCH_LIST = '8.0;9.0+PTX'
+# Copied (or, for editable installs, linked) into mmseg_maskformer/.mim: what mim and the
+# first-use build find in an installed package.
+MIM_FILES = ('configs', 'tools', 'model-index.yml', 'csrc')
 
 
-def _cuda_library_include_dirs(torch):
-    """Include folders of the CUDA library wheels that a CUDA build of torch depends on.
+def _build_config():
+    """mmseg_maskformer/ops/build_config.py, loaded by path: importing the package would import
+    torch, which an isolated build environment does not have."""
+    path = os.path.join(ROOT, 'mmseg_maskformer', 'ops', 'build_config.py')
+    spec = importlib.util.spec_from_file_location('mmseg_maskformer_build_config', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    ``ATen/cuda/CUDAContext.h`` includes cuSPARSE, cuBLAS and cuSOLVER headers, which a bare CUDA
-    toolkit (compiler and runtime only) lacks and pip's ``nvidia-*`` wheels bring: in one folder
-    ``nvidia/cu<major>/include`` from CUDA 13 on, in one folder per library
-    (``nvidia/cusparse/include``...) for CUDA 12.
-    """
-    nvidia = os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia')
-    merged = os.path.join(nvidia, f'cu{torch.version.cuda.split(".")[0]}', 'include')
-    if os.path.isdir(merged):
-        return [merged]
-    return sorted(glob.glob(os.path.join(nvidia, '*', 'include')))
+
+def add_mim_extension():
+    """Puts :data:`MIM_FILES` into ``mmseg_maskformer/.mim``: symbolic links for an editable
+    install, copies when building a wheel or an sdist (mmsegmentation's setup.py does the same)."""
+    if {'develop', 'editable_wheel'} & set(sys.argv):
+        mode = 'symlink'
+    elif {'sdist', 'bdist_wheel', 'build', 'install'} & set(sys.argv):
+        mode = 'copy'
+    else:
+        return
+    mim_path = os.path.join(ROOT, 'mmseg_maskformer', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in MIM_FILES:
+        source, target = os.path.join(ROOT, name), os.path.join(mim_path, name)
+        if not os.path.exists(source):  # an sdist being built again already has the copies
+            continue
+        if os.path.islink(target) or os.path.isfile(target):
+            os.remove(target)
+        elif os.path.isdir(target):
+            shutil.rmtree(target)
+        if mode == 'symlink':
+            os.symlink(os.path.relpath(source, mim_path), target)
+        elif os.path.isdir(source):
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(source, target)
 
 
 def _extensions():
+    """The ahead-of-time extension when torch is importable here, else none."""
     if os.environ.get('MMSEG_MASKFORMER_NO_EXTENSION', '0') == '1':
         return [], {}
-    import torch
-    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
-
-    def sources(pattern):
-        return sorted(os.path.relpath(path, ROOT)
-                      for path in glob.glob(os.path.join(ROOT, 'csrc', pattern), recursive=True))
-
-    cpp_sources = sources('**/*.cpp')
+    try:
+        import torch
+        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+    except ImportError:
+        print('mmseg_maskformer: torch is not importable in this build environment; the C++ ops '
+              'will be compiled on first use', file=sys.stderr)
+        return [], {}
+    config = _build_config()
+    cpp_sources = [os.path.relpath(path, ROOT)
+                   for path in config.sources(os.path.join(ROOT, 'csrc'), with_cuda=False)]
     if not cpp_sources:
         return [], {}
     gpu_visible = torch.cuda.is_available()
     with_cuda = (torch.version.cuda is not None and CUDA_HOME is not None and
                  (gpu_visible or os.environ.get('FORCE_CUDA', '0') == '1'))
-    # torch >= 2.14's headers need C++20; the sources are C++17 and C++20 clean. Given explicitly
-    # (BuildExtension adds its own default only when no -std is present) so that g++ and nvcc
-    # always agree, whatever torch version builds.
-    cxx_flags = ['-O3', '-std=c++20', '-fopenmp']
-    extra_compile_args = {'cxx': cxx_flags}
-    include_dirs = []
+    extra_compile_args = {'cxx': list(config.CXX_FLAGS)}
     if with_cuda:
         if not gpu_visible and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
             # Without a GPU torch has no architecture to pick (torch 2.14 fails with IndexError).
-            os.environ['TORCH_CUDA_ARCH_LIST'] = DEFAULT_CUDA_ARCH_LIST
-        # -isystem after torch's -I paths: the toolkit's own headers win, the wheels only fill in.
-        system_includes = [flag for path in _cuda_library_include_dirs(torch)
-                           for flag in ('-isystem', path)]
-        extra_compile_args = {'cxx': cxx_flags + ['-DWITH_CUDA'] + system_includes,
-                              'nvcc': ['-O3', '-std=c++20', '-DWITH_CUDA'] + system_includes}
-        ext = CUDAExtension('mmseg_maskformer._C', cpp_sources + sources('**/*.cu'),
+            os.environ['TORCH_CUDA_ARCH_LIST'] = config.DEFAULT_CUDA_ARCH_LIST
+        includes = config.cuda_system_include_flags(os.path.dirname(torch.__file__),
+                                                    torch.version.cuda)
+        extra_compile_args = {'cxx': config.CXX_FLAGS + includes,
+                              'nvcc': config.NVCC_FLAGS + includes}
+        cu_sources = [os.path.relpath(path, ROOT)
+                      for path in config.sources(os.path.join(ROOT, 'csrc'), with_cuda=True)
+                      if path.endswith('.cu')]
+        ext = CUDAExtension('mmseg_maskformer._C', cpp_sources + cu_sources,
                             extra_compile_args=extra_compile_args,
-                            extra_link_args=['-fopenmp'])
+                            extra_link_args=config.LINK_FLAGS)
     else:
         ext = CppExtension('mmseg_maskformer._C', cpp_sources,
-                           extra_compile_args=extra_compile_args, extra_link_args=['-fopenmp'])
+                           extra_compile_args=extra_compile_args,
+                           extra_link_args=config.LINK_FLAGS)
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 
 
+add_mim_extension()
 ext_modules, cmdclass = _extensions()
 
 setup(
@@ -86,8 +120,9 @@ setup(
     if os.path.exists(os.path.join(ROOT, 'README.md')) else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmseg_maskformer', 'mmseg_maskformer.*']),
+    include_package_data=True,
     python_requires='>=3.9',
-    install_requires=['torch', 'scipy', 'numpy'],
+    install_requires=['torch', 'scipy', 'numpy', 'ninja', 'filelock'],
     extras_require={
         'mmseg': ['mmengine==0.10.7', 'mmcv==2.1.0', 'mmsegmentation==1.2.2', 'mmdet==3.3.0'],
         'tests': ['pytest', 'transformers', 'onnx', 'onnxruntime'],

@@ -14,8 +14,8 @@ def skip_or_fail_without_extension(device_type: str = 'cpu') -> None:
     from mmseg_maskformer import ops
     from mmseg_maskformer.ops import _extension
     if not ops.extension_available():
-        reason = f'compiled ops not built: {_extension.LOAD_ERROR}'
-    elif device_type not in _extension.SUPPORTED_DEVICES:
+        reason = f'compiled ops not available: {_extension.load_error()}'
+    elif device_type not in _extension.supported_devices():
         reason = f'compiled ops have no {device_type} kernels'
     else:
         return

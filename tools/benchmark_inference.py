@@ -32,8 +32,9 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_ops import _rss_bytes, fmt_ratio, machine_description, run_worker  # noqa: E402
+from mmseg_maskformer.utils.benchmarking import (fmt_ratio, machine_description, reset_peak_rss, rss_bytes,
+                                                run_worker)
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = 'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
@@ -125,9 +126,8 @@ def measure(spec):
     else:
         import gc
         gc.collect()
-        base = _rss_bytes('VmRSS')
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # resets VmHWM, the peak resident set
+        base = rss_bytes('VmRSS')
+        reset_peak_rss()  # VmHWM, the peak resident set
     labels = step()[0].pred_sem_seg.data  # warm-up
     for _ in range(spec['repeats']):
         if device == 'cuda':
@@ -140,7 +140,7 @@ def measure(spec):
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = _rss_bytes('VmHWM') - base
+        peak = rss_bytes('VmHWM') - base
     return dict(time_s=statistics.median(times), peak_bytes=peak,
                 label_shape=list(labels.shape))
 
@@ -205,7 +205,7 @@ def main(argv=None):
             for impl in args.impls:
                 spec = dict(impl=impl, part=part, classes=classes, height=height, width=width,
                             device=args.device, repeats=args.repeats)
-                results[impl] = run_worker(spec, args.timeout, __file__)
+                results[impl] = run_worker(__file__, spec, args.timeout)
             rows = table_rows(part, case, results)
             print('\n'.join(rows), flush=True)
             tables[part].extend(rows)

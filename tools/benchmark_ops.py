@@ -22,14 +22,15 @@ over the measured copy bandwidth.
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
+
+from mmseg_maskformer.utils.benchmarking import (fmt_ratio, machine_description, random_partition,
+                                                reset_peak_rss, rss_bytes, run_worker)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 150
@@ -43,20 +44,6 @@ MEMORY_LIMIT_BYTES = 18 * 2**30  # keeps a too-large CPU case from taking the ma
 
 # --------------------------------------------------------------------------------------------
 # inputs
-
-
-def random_partition(batch, segments, size, generator, device):
-    """(B, size, size) label maps, each a Voronoi partition into ``segments`` classes."""
-    low = 32
-    seeds = torch.rand(batch, segments, 2, generator=generator)
-    ys, xs = torch.meshgrid(torch.linspace(0, 1, low), torch.linspace(0, 1, low), indexing='ij')
-    grid = torch.stack([xs, ys], -1).view(1, -1, 1, 2)
-    owner = ((grid - seeds[:, None]) ** 2).sum(-1).argmin(-1).view(batch, 1, low, low)
-    classes = torch.stack([torch.randperm(NUM_CLASSES, generator=generator)[:segments]
-                           for _ in range(batch)])
-    labels = torch.gather(classes, 1, owner.view(batch, -1)).view(batch, 1, low, low)
-    labels = torch.nn.functional.interpolate(labels.float(), size=(size, size), mode='nearest')
-    return labels[:, 0].long().to(device)
 
 
 def criterion_inputs(batch, segments, device):
@@ -279,14 +266,6 @@ CASES = {
 # measurement (worker side)
 
 
-def _rss_bytes(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f'{field} not in /proc/self/status')
-
-
 def measure(spec):
     device = torch.device(spec['device'])
     builder = CASES[spec['case']][0]
@@ -311,14 +290,13 @@ def measure(spec):
     else:
         import gc
         gc.collect()
-        base = _rss_bytes('VmRSS')
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # resets VmHWM, the peak resident set
+        base = rss_bytes('VmRSS')
+        reset_peak_rss()  # VmHWM, the peak resident set
         for _ in range(spec['repeats']):
             start = time.perf_counter()
             step()
             times.append(time.perf_counter() - start)
-        peak = _rss_bytes('VmHWM') - base
+        peak = rss_bytes('VmHWM') - base
     result = dict(time_s=statistics.median(times), peak_bytes=max(peak, 0))
     floor_bytes = min_bytes(spec['case'], args)
     if device.type == 'cuda' and spec['impl'] == 'fused' and floor_bytes is not None:
@@ -328,24 +306,6 @@ def measure(spec):
 
 # --------------------------------------------------------------------------------------------
 # driver
-
-
-def run_worker(spec, timeout, script=__file__):
-    """Run ``script --worker SPEC`` in a fresh process (so that its peak memory is its own) and
-    return the JSON line it prints, or ``dict(error=...)``. Shared by the benchmark scripts."""
-    cmd = [sys.executable, os.path.abspath(script), '--worker', json.dumps(spec)]
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return dict(error=f'timeout > {timeout} s')
-    for line in reversed(out.stdout.splitlines()):
-        if line.startswith('{'):
-            return json.loads(line)
-    tail = (out.stderr.strip().splitlines() or ['no output'])[-1]
-    if 'memory' in tail.lower():
-        return dict(error='out of memory')
-    return dict(error=tail[:160])
 
 
 def plan(quick):
@@ -374,23 +334,6 @@ LEGEND = (
     'not run.')
 
 
-def machine_description(device):
-    if device != 'cpu':
-        return f'{torch.cuda.get_device_name()}, torch {torch.__version__}'
-    model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                  if line.startswith('model name')), platform.machine())
-    memory_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
-    return (f'{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads, load average before the run '
-            f'{os.getloadavg()[0]:.1f}')
-
-
-def fmt_ratio(value, ref):
-    if value is None or ref is None or ref == 0:
-        return '—'
-    return f'{value / ref:.2f}×'
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -416,7 +359,7 @@ def main():
         for impl in CASES[case][1]:
             spec = dict(case=case, impl=impl, args=case_args, device=args.device,
                         repeats=args.repeats)
-            results[impl] = run_worker(spec, args.timeout)
+            results[impl] = run_worker(__file__, spec, args.timeout)
         # Ratios to the peer; to our reference where the peer could not run (e.g. no mmdet).
         ref = results['peer'] if 'error' not in results['peer'] else results['reference']
         for impl, r in results.items():

@@ -46,11 +46,11 @@ import time
 
 import torch
 
+from mmseg_maskformer.utils.benchmarking import (machine_description, random_partition, reset_peak_rss,
+                                                rss_bytes, run_worker)
+
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TOOLS)
-sys.path[:0] = [REPO, TOOLS]
-from benchmark_ops import (_rss_bytes, machine_description, random_partition,  # noqa: E402
-                           run_worker)  # (a sibling script)
 
 CONFIG = 'configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
 POINTS = 12544
@@ -219,13 +219,12 @@ def measure(spec):
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     else:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # resets VmHWM, the peak resident set
+        reset_peak_rss()  # VmHWM, the peak resident set
     runs = [step() for _ in range(spec['repeats'])]
     if device.type == 'cuda':
         peak, process = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
     else:
-        process = _rss_bytes('VmHWM')  # before the profiled step, which holds its events too
+        process = rss_bytes('VmHWM')  # before the profiled step, which holds its events too
         peak = peak_tensor_bytes(step, live_tensor_bytes(model, optim_wrapper, images, samples))
     totals = [sum(run.values()) for run in runs]
     return dict(time_s=statistics.median(totals), peak_bytes=peak, process_bytes=process,
@@ -305,7 +304,7 @@ def main():
                 for impl in args.impls:
                     spec = dict(impl=impl, batch=batch, segments=segments, size=args.size,
                                 device=args.device, repeats=args.repeats)
-                    runs[impl].append(run_worker(spec, args.timeout, __file__))
+                    runs[impl].append(run_worker(__file__, spec, args.timeout))
             results = {impl: combine_rounds(impl_runs) for impl, impl_runs in runs.items()}
             peer, floor = results.get('peer'), results.get('floor')
             for impl, r in results.items():

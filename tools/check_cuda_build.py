@@ -28,6 +28,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # the package, when the tool runs from a checkout without an install
+from mmseg_maskformer.ops.build_config import build_with_setup_py  # noqa: E402
 BUILD_DIR = os.path.join(ROOT, 'build', 'cuda_check')
 NAMESPACE = 'mmseg_maskformer'
 
@@ -63,17 +65,6 @@ def ensure_venv(venv: str, torch_version: str) -> str:
                     'numpy', 'pytest', 'setuptools>=77,<82'], check=True)
     subprocess.run([python, '-c', probe], check=True)
     return python
-
-
-def build_with_setup_py(python: str, env: dict, setup_args: list, verbose: bool) -> None:
-    """Runs ``python setup.py SETUP_ARGS`` in the repository (the project's one set of flags)."""
-    env = dict(env, MAX_JOBS=env.get('MAX_JOBS', str(min(os.cpu_count() or 1, 8))))
-    result = subprocess.run([python, 'setup.py', '-q', *setup_args], cwd=ROOT, env=env,
-                            capture_output=not verbose, text=True)
-    if result.returncode != 0:
-        if not verbose:
-            sys.stderr.write(result.stdout[-6000:] + result.stderr[-6000:])
-        raise RuntimeError(f'setup.py {" ".join(setup_args)} exited {result.returncode}')
 
 
 def registered_ops(library: str) -> list:

@@ -22,7 +22,6 @@ with the benchmark table to ``--out`` (markdown) and exits non-zero if any check
 """
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,8 +31,9 @@ import torch
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
-sys.path[:0] = [ROOT, TOOLS]
-from check_cuda_build import build_with_setup_py  # noqa: E402  (a sibling script)
+sys.path.insert(0, ROOT)  # the package, when the tool runs from a checkout without an install
+from mmseg_maskformer.ops.build_config import build_with_setup_py  # noqa: E402
+from mmseg_maskformer.utils.benchmarking import machine_description  # noqa: E402
 
 # Fused float32 against the float64 reference: relative 1e-4 per element, as tests/ops, plus an
 # absolute floor of 1e-5 of the largest reference magnitude (gradients of near-zero pixels).
@@ -349,15 +349,6 @@ def step_benchmark(device, quick):
     ok = result.returncode == 0 and bool(table) and not failed
     detail = f'{len(table.splitlines()) - 2} rows' + (f'; failed: {failed}' if failed else '')
     return dict(check=f'benchmark_ops.py --device {device.type}', ok=ok, detail=detail), table
-
-
-def machine_description(device):
-    if device.type == 'cuda':
-        name = torch.cuda.get_device_name()
-        capability = '{}.{}'.format(*torch.cuda.get_device_capability())
-        return f'{name} (sm {capability}), torch {torch.__version__}, CUDA {torch.version.cuda}'
-    return f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch ' \
-           f'{torch.__version__}'
 
 
 def timed(rows, step, *args):

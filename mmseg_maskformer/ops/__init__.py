@@ -1,8 +1,8 @@
 """Mask-loss and inference ops. Layer 1: depends on torch alone.
 
-Each op runs the compiled kernel (:mod:`.fused`) when the extension ``mmseg_maskformer._C`` is
-built with kernels for the input's device, else its pure-PyTorch reference (:mod:`.reference`),
-after one warning. Both paths validate their arguments identically (:mod:`._validation`).
+Each op runs the compiled kernel (:mod:`.fused`) when the extension (built ahead of time as
+``mmseg_maskformer._C``, or compiled on first use) has kernels for the input's device, else its
+pure-PyTorch reference (:mod:`.reference`), after one warning. Both paths validate their arguments identically (:mod:`._validation`).
 """
 import warnings
 from types import ModuleType
@@ -11,15 +11,16 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from . import fused, reference
-from ._extension import BUILD_HINT, LOAD_ERROR, SUPPORTED_DEVICES, extension_available
+from ._extension import BUILD_HINT, extension_available, load_error, supported_devices
 
 _warned = set()
 
 
 def _backend(device: torch.device) -> ModuleType:
-    if device.type in SUPPORTED_DEVICES:
+    if device.type in supported_devices():
         return fused
-    reason = (f'the compiled extension is not available ({LOAD_ERROR})' if LOAD_ERROR else
+    error = load_error()
+    reason = (f'the compiled extension is not available ({error})' if error else
               f'the compiled extension has no {device.type} kernels')
     if reason not in _warned:
         _warned.add(reason)
@@ -120,13 +121,13 @@ def inference_backend(impl: Optional[str], device: torch.device) -> ModuleType:
     """The module whose inference ops run for ``impl``: ``'fused'`` (:mod:`.fused`, an error when
     it has no kernels for the device), ``'reference'``, or None for fused where it has kernels."""
     if impl is None:
-        return fused if device.type in SUPPORTED_DEVICES else reference
+        return fused if device.type in supported_devices() else reference
     if impl == 'reference':
         return reference
     if impl != 'fused':
         raise ValueError(f"impl must be 'fused', 'reference' or None, got {impl!r}")
-    if device.type not in SUPPORTED_DEVICES:
-        reason = LOAD_ERROR or f'it has no {device.type} kernels'
+    if device.type not in supported_devices():
+        reason = load_error() or f'it has no {device.type} kernels'
         raise RuntimeError(f"impl='fused' needs the compiled extension ({reason}); {BUILD_HINT}, "
                            f"or set impl='reference'")
     return fused

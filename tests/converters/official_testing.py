@@ -187,3 +187,66 @@ def write_official_pth(path, state: dict) -> str:
 
 def random_array(*shape, rng) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32) * 0.2
+
+
+def zoo_like_cfg(hf_config, backbone: dict, in_channels, pixel_decoder=None,
+                 enforce_input_project=False) -> dict:
+    """An mmseg config with the structure of configs/maskformer (frozen BN, GN 32 FPN, ...),
+    sized like the HF model."""
+    decoder = hf_config.decoder_config
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
+                               seg_pad_val=255),
+        backbone=backbone,
+        decode_head=dict(
+            type='mmseg_maskformer.MaskFormerHead',
+            in_channels=in_channels,
+            in_index=[0, 1, 2, 3],
+            num_classes=hf_config.num_labels,
+            num_queries=decoder.num_queries,
+            pixel_decoder=pixel_decoder or dict(
+                type='BasePixelDecoder', feat_channels=hf_config.fpn_feature_size,
+                norm_cfg=dict(type='GN', num_groups=32), act_cfg=dict(type='ReLU')),
+            mask_channels=hf_config.mask_feature_size,
+            transformer_decoder=dict(
+                num_layers=decoder.decoder_layers, embed_dims=decoder.d_model,
+                num_heads=decoder.decoder_attention_heads,
+                feedforward_channels=decoder.decoder_ffn_dim, dropout=0.1),
+            enforce_input_project=enforce_input_project,
+            ignore_index=255),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
+
+
+def resnet_backbone(depth=50, stem_channels=16, base_channels=8, **overrides) -> dict:
+    cfg = dict(type='ResNet', depth=depth, stem_channels=stem_channels,
+               base_channels=base_channels, num_stages=4, out_indices=(0, 1, 2, 3),
+               dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2),
+               norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True, style='pytorch',
+               contract_dilation=True)
+    cfg.update(overrides)
+    return cfg
+
+
+def add_official_encoder(state, in_channels, conv_dim, num_layers, ffn, rng):
+    """Tensors the official TransformerEncoderPixelDecoder adds (``input_proj``,
+    ``transformer.encoder.layers.*``; ``layer_4`` then reads ``conv_dim`` channels)."""
+    pd = 'sem_seg_head.'
+    state[f'{pd}input_proj.weight'] = random_array(conv_dim, in_channels, 1, 1, rng=rng)
+    state[f'{pd}input_proj.bias'] = random_array(conv_dim, rng=rng)
+    state[f'{pd}layer_4.weight'] = random_array(conv_dim, conv_dim, 3, 3, rng=rng)
+    for i in range(num_layers):
+        layer = f'{pd}transformer.encoder.layers.{i}'
+        state[f'{layer}.self_attn.in_proj_weight'] = random_array(3 * conv_dim, conv_dim, rng=rng)
+        state[f'{layer}.self_attn.in_proj_bias'] = random_array(3 * conv_dim, rng=rng)
+        state[f'{layer}.self_attn.out_proj.weight'] = random_array(conv_dim, conv_dim, rng=rng)
+        state[f'{layer}.self_attn.out_proj.bias'] = random_array(conv_dim, rng=rng)
+        state[f'{layer}.linear1.weight'] = random_array(ffn, conv_dim, rng=rng)
+        state[f'{layer}.linear1.bias'] = random_array(ffn, rng=rng)
+        state[f'{layer}.linear2.weight'] = random_array(conv_dim, ffn, rng=rng)
+        state[f'{layer}.linear2.bias'] = random_array(conv_dim, rng=rng)
+        for norm in ('norm1', 'norm2'):
+            state[f'{layer}.{norm}.weight'] = 1 + random_array(conv_dim, rng=rng)
+            state[f'{layer}.{norm}.bias'] = random_array(conv_dim, rng=rng)

@@ -49,8 +49,7 @@ def test_own_checkpoint_loads_with_plain_torch_load(own_checkpoint):
 
 def _payload_checkpoint(own_checkpoint, tmp_path):
     """The user's checkpoint plus an object whose unpickling writes a marker file."""
-    sys.path.insert(0, os.path.join(REPO, 'tests', 'utils'))
-    from test_safe_checkpoint import Payload
+    from checkpoint_testing import Payload
     tmp_path.mkdir(parents=True, exist_ok=True)
     marker = tmp_path / 'ran.txt'
     checkpoint = safe_load(own_checkpoint)

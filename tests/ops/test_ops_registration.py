@@ -18,7 +18,7 @@ REQUIRE_EXTENSION = os.environ.get('MMSEG_MASKFORMER_REQUIRE_EXTENSION', '0') ==
 
 @pytest.mark.skipif(not REQUIRE_EXTENSION, reason='MMSEG_MASKFORMER_REQUIRE_EXTENSION is not 1')
 def test_extension_is_available():
-    assert ops.extension_available(), _extension.LOAD_ERROR
+    assert ops.extension_available(), _extension.load_error()
 
 
 def _op(name):

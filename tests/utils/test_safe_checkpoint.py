@@ -19,20 +19,11 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmseg_maskformer.models  # noqa: F401  (installs the safe loaders, as every config does)
+from checkpoint_testing import Payload
 from mmseg_maskformer.engine import SafeCheckpointHook
 from mmseg_maskformer.utils import checkpoint as safe_checkpoint
 from mmseg_maskformer.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError,
                                                trust_checkpoint)
-
-
-class Payload:
-    """Unpickling this runs ``code`` (what a malicious checkpoint would do)."""
-
-    def __init__(self, code):
-        self.code = code
-
-    def __reduce__(self):
-        return exec, (self.code, )
 
 
 class HistoryBufferMethod:

@@ -1,10 +1,11 @@
-"""README "Ignore pixels": the experiment's commands, shortened to 2 iterations on tiny data.
+"""The "Ignore pixels" guide (docs/en/user_guides/8_ignore_pixels.md): the experiment's commands,
+shortened to 2 iterations on tiny data.
 
-The README's loop trains ``..._shapes-ignore-band-128x128.py`` (``ignore_mode='negative'``) and
+The guide's loop trains ``..._shapes-ignore-band-128x128.py`` (``ignore_mode='negative'``) and
 ``..._shapes-ignore-band-exclude-128x128.py`` (``'exclude'``) with the ``--cfg-options`` of its
-code block (read from README.md here, iteration counts 400 -> 2) plus: the data root of a tiny
+code block (read from the guide here, iteration counts 400 -> 2) plus: the data root of a tiny
 Shapes copy (4 + 2 images of 128², so that the data preprocessor pads nothing and the only 255s
-are the band's), batch 2, a log line every iteration and a warm-up of 1 iteration (the README's
+are the band's), batch 2, a log line every iteration and a warm-up of 1 iteration (the guide's
 ``param_scheduler.1.end`` needs ``param_scheduler.1.begin`` below it).
 
 Checked:
@@ -20,7 +21,7 @@ Checked:
   is not run-to-run noise);
 - both runs end with the validation's mIoU.
 
-Not run here, and why: the 400-iteration runs (about 3 minutes each) and the README's table of
+Not run here, and why: the 400-iteration runs (about 3 minutes each) and the guide's table of
 their mIoU (25.18 vs 40.51): a short run cannot show which mode trains better; the mask losses
 under both modes are tested against the definition in tests/core/test_ignore_mode.py.
 """
@@ -43,8 +44,8 @@ ITERS, SIZE = 2, 128
 
 
 def readme_options():
-    """The ``--cfg-options`` of the README's ignore experiment, with 400 iterations -> ITERS."""
-    with open(os.path.join(REPO, 'README.md')) as f:
+    """The ``--cfg-options`` of the guide's ignore experiment, with 400 iterations -> ITERS."""
+    with open(os.path.join(REPO, 'docs', 'en', 'user_guides', '8_ignore_pixels.md')) as f:
         section = f.read().split('## Ignore pixels', 1)[1].split('\n## ', 1)[0]
     block = section.split('```bash', 1)[1].split('```', 1)[0]
     assert 'for c in ignore-band ignore-band-exclude' in block, block

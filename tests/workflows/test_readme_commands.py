@@ -1,6 +1,7 @@
-"""Every command README.md shows is run by a test, or listed here with the reason it is not.
+"""Every command README.md and docs/ show is run by a test, or listed here with the reason it is
+not.
 
-README's sections and the modules that run their commands on tiny data, asserting on outputs:
+The guides and the modules that run their commands on tiny data, asserting on outputs:
 top (`make demo`: `tools/demo.sh`) test_demo_workflow.py; Use a released model
 test_released_model.py; Training and testing and Multi-scale + flip testing
 tests/integration/test_train_test_cli.py; Run a model on your images tests/tools/test_infer.py;
@@ -10,6 +11,7 @@ visualize); Ignore pixels test_ignore_workflow.py; Reliability
 tests/integration/test_reliability_cli.py, tests/tools/test_check_dataset.py; `make test` is what
 CI runs (.ci/run).
 """
+import glob
 import os
 import re
 
@@ -30,6 +32,9 @@ NOT_RUN = {
     'make benchmark': 'runs tools/benchmark_ops.py (above)',
     'make check-cuda': 'runs tools/check_cuda_build.py (above)',
     'make setup': 'part of make test, which CI runs',
+    'make check-install': 'what CI runs after make test (.ci/run): runs tools/check_install.py',
+    'tools/check_install.py': 'make check-install (CI): installs the package into a fresh '
+                              'virtualenv by every route and compiles the ops there',
     'make test': 'what CI runs (.ci/run)',
     'make demo': 'tools/demo.sh with the demo config, run by test_demo_workflow.py (make demo '
                  'itself would train for 10 minutes)',
@@ -41,9 +46,14 @@ NOT_RUN = {
 
 
 def readme_commands():
-    """The tools and make targets named in README's code blocks and inline code."""
-    with open(os.path.join(REPO, 'README.md')) as f:
-        text = f.read()
+    """The tools and make targets named in the code blocks and inline code of README and docs/."""
+    paths = [os.path.join(REPO, 'README.md')] + glob.glob(
+        os.path.join(REPO, 'docs', '**', '*.md'), recursive=True)
+    text = ''
+    for path in paths:
+        with open(path) as f:
+            text += f.read() + '\n'
+
     code = ' '.join(re.findall(r'```.*?```', text, re.S) + re.findall(r'`[^`\n]+`', text))
     tools = set(re.findall(r'(?<![\w/])tools/[a-z_]+\.(?:py|sh)', code))  # not tests/tools/
     with open(os.path.join(REPO, 'Makefile')) as f:
@@ -81,9 +91,9 @@ def test_every_readme_command_is_run_by_a_test_or_says_why_not():
     assert {'tools/train.py', 'tools/test.py', 'tools/infer.py', 'make demo'} <= commands
     sources = modules_of_the_suite()
     untested = sorted(c for c in commands - set(NOT_RUN) if not runs_in_tests(c, sources))
-    assert not untested, f'README shows {untested}, which no test runs: test it or add a reason'
+    assert not untested, f'README or docs/ show {untested}, which no test runs: test it or add a reason'
 
 
 def test_reasons_name_commands_readme_still_shows():
     stale = sorted(set(NOT_RUN) - readme_commands())
-    assert not stale, f'{stale} are no longer in README: remove them from NOT_RUN'
+    assert not stale, f'{stale} are no longer in README or docs/: remove them from NOT_RUN'

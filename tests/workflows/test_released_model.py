@@ -58,9 +58,8 @@ from cli_testing import REPO, iou_of_label_maps, run_in_process
 
 sys.path.insert(0, osp.join(REPO, 'tests', 'converters'))
 from hf_testing import tiny_hf_model  # noqa: E402
-from official_testing import official_state_from_hf, write_official_pkl  # noqa: E402
-from test_official_maskformer import (add_official_encoder, resnet_backbone,  # noqa: E402
-                                      zoo_like_cfg)
+from official_testing import (add_official_encoder, official_state_from_hf,  # noqa: E402
+                              resnet_backbone, write_official_pkl, zoo_like_cfg)
 
 from mmseg_maskformer.datasets.shapes import id2rgb, rgb2id  # noqa: E402
 
