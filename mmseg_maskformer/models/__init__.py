@@ -1,6 +1,7 @@
 """Layer 3: MMEngine registrations (scope ``mmseg_maskformer``) that adapt the core to mmseg."""
 from .maskformer_head import MaskFormerHead
 from .matcher import HungarianMatcher
+from .msdeform_pixel_decoder import MSDeformAttnPixelDecoder
 from .pixel_decoder import BasePixelDecoder, TransformerEncoderPixelDecoder
 from .segmentor import MaskFormerSegmentor
 from .tta import MaskFormerTTAModel
@@ -10,6 +11,6 @@ from ..utils.checkpoint import install_safe_checkpoint_loading
 install_safe_checkpoint_loading()
 
 __all__ = [
-    'BasePixelDecoder', 'HungarianMatcher', 'MaskFormerHead', 'MaskFormerSegmentor',
-    'MaskFormerTTAModel', 'TransformerEncoderPixelDecoder'
+    'BasePixelDecoder', 'HungarianMatcher', 'MSDeformAttnPixelDecoder', 'MaskFormerHead',
+    'MaskFormerSegmentor', 'MaskFormerTTAModel', 'TransformerEncoderPixelDecoder'
 ]
