@@ -1,4 +1,5 @@
 """Layer 3: MMEngine registrations (scope ``mmseg_maskformer``) that adapt the core to mmseg."""
+from .mask2former_head import Mask2FormerHead
 from .maskformer_head import MaskFormerHead
 from .matcher import HungarianMatcher
 from .msdeform_pixel_decoder import MSDeformAttnPixelDecoder
@@ -11,6 +12,7 @@ from ..utils.checkpoint import install_safe_checkpoint_loading
 install_safe_checkpoint_loading()
 
 __all__ = [
-    'BasePixelDecoder', 'HungarianMatcher', 'MSDeformAttnPixelDecoder', 'MaskFormerHead',
+    'BasePixelDecoder', 'HungarianMatcher', 'MSDeformAttnPixelDecoder', 'Mask2FormerHead',
+    'MaskFormerHead',
     'MaskFormerSegmentor', 'MaskFormerTTAModel', 'TransformerEncoderPixelDecoder'
 ]

@@ -9,7 +9,7 @@ from mmseg.utils import OptSampleList, SampleList
 
 from .. import ops
 from ..registry import MODELS
-from .maskformer_head import network_input_size
+from .base_head import network_input_size
 
 
 def thing_labels_of_meta(dataset_meta: Optional[dict]) -> Optional[List[int]]:

@@ -177,6 +177,18 @@ def test_panoptic_config_trains_tests_and_draws(data_root, tmp_path):
     assert len(list(panels.glob('*.png'))) == 2
 
 
+def test_mask2former_shapes_config_trains_and_tests(data_root, tmp_path):
+    config = os.path.join(REPO, 'configs', 'mask2former',
+                          'mask2former_r18-tiny_1xb8-2k_shapes-128x128.py')
+    run_in_process('train', [config, '--work-dir', str(tmp_path), '--cfg-options'] +
+                   tiny_options(data_root, 2))
+    out = run(['tools/test.py', config, os.path.join(str(tmp_path), 'iter_2.pth'), '--work-dir',
+               str(tmp_path / 'test'), '--out', str(tmp_path / 'pred'), '--cfg-options'] +
+              tiny_options(data_root, 2))
+    assert printed_miou(out) == pytest.approx(
+        miou_of_saved_predictions(tmp_path / 'pred', data_root), abs=0.006)
+
+
 def test_without_extension_a_training_step_runs_with_one_warning(tmp_path):
     script = '''
 import warnings, torch, sys

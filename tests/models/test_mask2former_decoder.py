@@ -1,40 +1,15 @@
 """Mask2Former's masked-attention transformer decoder against Hugging Face's
 Mask2FormerTransformerModule and class predictor (an independent implementation of the official
 decoder) with the same random weights."""
-import re
-
 import pytest
 import torch
 from transformers import Mask2FormerConfig
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerTransformerModule
 
+from mask2former_testing import hf_decoder_state, randomise
 from mmseg_maskformer.models.mask2former_decoder import MaskedAttentionTransformerDecoder
 
 NUM_CLASSES, QUERIES, HIDDEN, MASK_CHANNELS = 6, 5, 32, 24
-
-
-def hf_state_to_ours(hf_state, class_predictor):
-    """HF transformer-module (+ class predictor) state dict -> ours; q/k/v packed."""
-    renames = (('queries_embedder', 'query_embed'), ('queries_features', 'query_feat'),
-               ('input_projections', 'input_projs'), ('decoder.layers.', 'layers.'),
-               ('cross_attn_layer_norm', 'norm1'), ('self_attn_layer_norm', 'norm2'),
-               ('final_layer_norm', 'norm3'), ('.fc1.', '.ffn.0.'), ('.fc2.', '.ffn.3.'),
-               ('decoder.layernorm', 'decoder_norm'),
-               ('decoder.mask_predictor.mask_embedder.', 'mask_embed.layers.'))
-    state = {}
-    for name, value in hf_state.items():
-        for old, new in renames:
-            name = name.replace(old, new)
-        name = re.sub(r'^mask_embed\.layers\.(\d)\.0\.', r'mask_embed.layers.\1.', name)
-        state[name] = value
-    for key in [k for k in state if k.endswith('self_attn.q_proj.weight')]:
-        prefix = key[:-len('q_proj.weight')]
-        for kind in ('weight', 'bias'):
-            state[f'{prefix}in_proj_{kind}'] = torch.cat(
-                [state.pop(f'{prefix}{p}_proj.{kind}') for p in 'qkv'])
-    state['cls_embed.weight'] = class_predictor.weight
-    state['cls_embed.bias'] = class_predictor.bias
-    return state
 
 
 @pytest.mark.parametrize('feature_channels', [HIDDEN, 40])  # identity and 1x1 input projections
@@ -46,13 +21,11 @@ def test_decoder_matches_hf(feature_channels):
                                dropout=0.0, pre_norm=False)
     hf = Mask2FormerTransformerModule(in_features=feature_channels, config=config).eval()
     class_predictor = torch.nn.Linear(HIDDEN, NUM_CLASSES + 1)
-    with torch.no_grad():
-        for parameter in list(hf.parameters()) + list(class_predictor.parameters()):
-            parameter.normal_(std=0.3)
+    randomise(hf, class_predictor)
     ours = MaskedAttentionTransformerDecoder(feature_channels, NUM_CLASSES, MASK_CHANNELS,
                                              num_queries=QUERIES, num_layers=4, embed_dims=HIDDEN,
                                              num_heads=4, feedforward_channels=48).eval()
-    missing, unexpected = ours.load_state_dict(hf_state_to_ours(hf.state_dict(), class_predictor),
+    missing, unexpected = ours.load_state_dict(hf_decoder_state(hf.state_dict(), class_predictor),
                                                strict=False)
     assert not missing and not unexpected, (missing, unexpected)
     # Coarsest first, odd sizes; mask features at 1/4.

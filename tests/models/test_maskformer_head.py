@@ -6,7 +6,7 @@ from mmseg.registry import MODELS, TASK_UTILS
 
 from mmseg_maskformer.core import HungarianMatcher, semantic_inference, semantic_to_segments
 from mmseg_maskformer.models import BasePixelDecoder, MaskFormerHead, TransformerEncoderPixelDecoder
-from mmseg_maskformer.models.maskformer_head import network_input_size
+from mmseg_maskformer.models.base_head import network_input_size
 
 from head_testing import NUM_CLASSES, random_feats, sample_with_gt, tiny_head_cfg
 

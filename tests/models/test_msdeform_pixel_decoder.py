@@ -1,27 +1,13 @@
 """Mask2Former's MSDeformAttnPixelDecoder against Hugging Face's Mask2FormerPixelDecoder (an
 independent implementation of the official module) with the same random weights."""
-import re
-
 import torch
 from transformers import Mask2FormerConfig
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerPixelDecoder
 
+from mask2former_testing import hf_pixel_decoder_name, randomise
 from mmseg_maskformer.models.msdeform_pixel_decoder import MSDeformAttnPixelDecoder
 
 IN_CHANNELS = [8, 16, 24, 40]
-
-
-def hf_to_ours(name: str) -> str:
-    """HF parameter name -> ours."""
-    for old, new in (('input_projections.', 'input_projs.'), ('encoder.layers.', 'encoder.'),
-                     ('self_attn_layer_norm', 'norm1'), ('final_layer_norm', 'norm2'),
-                     ('.fc1.', '.ffn.0.'), ('.fc2.', '.ffn.3.'),
-                     ('mask_projection', 'mask_feature'), ('adapter_1.0', 'lateral_conv.conv'),
-                     ('adapter_1.1', 'lateral_conv.gn'), ('layer_1.0', 'output_conv.conv'),
-                     ('layer_1.1', 'output_conv.gn')):
-        name = name.replace(old, new)
-    return re.sub(r'^input_projs\.(\d)\.([01])\.',
-                  lambda m: f'input_projs.{m.group(1)}.{("conv", "gn")[int(m.group(2))]}.', name)
 
 
 def test_pixel_decoder_matches_hf():
@@ -30,12 +16,10 @@ def test_pixel_decoder_matches_hf():
                                num_attention_heads=4, encoder_layers=2, dropout=0.0,
                                common_stride=4, feature_strides=[4, 8, 16, 32])
     hf = Mask2FormerPixelDecoder(config, feature_channels=IN_CHANNELS).eval()
-    with torch.no_grad():
-        for parameter in hf.parameters():
-            parameter.normal_(std=0.3)
+    randomise(hf)
     ours = MSDeformAttnPixelDecoder(IN_CHANNELS, feat_channels=32, out_channels=24,
                                     num_encoder_layers=2, num_heads=4, feedforward_channels=48)
-    state = {hf_to_ours(k): v for k, v in hf.state_dict().items()}
+    state = {hf_pixel_decoder_name(k): v for k, v in hf.state_dict().items()}
     missing, unexpected = ours.load_state_dict(state, strict=False)
     assert not missing and not unexpected, (missing, unexpected)
     ours.eval()
