@@ -83,12 +83,11 @@ def test_losses_every_prediction_set_and_fused_equals_reference():
     torch.manual_seed(1)
     feats = features()
     samples = [sample_with_gt(torch.randint(0, NUM_CLASSES, (64, 64))) for _ in range(2)]
+    state = tiny_head().state_dict()
     losses = {}
     for impl in ('reference', 'fused'):
         head = tiny_head(loss_impl=impl)
-        head.load_state_dict(tiny_head().state_dict() if impl == 'reference' else reference_state)
-        if impl == 'reference':
-            reference_state = head.state_dict()
+        head.load_state_dict(state)
         torch.manual_seed(2)  # the same random points for both
         losses[impl] = head.loss(feats, samples)
     keys = {f'd{i}.{k}' for i in range(4) for k in ('loss_cls', 'loss_mask', 'loss_dice')}
