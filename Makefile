@@ -1,12 +1,8 @@
 # make demo  — set up, then train + evaluate the tiny MaskFormer on the built-in data
 # make test  — set up, then run the test suite
+# make check-install — every install route in a fresh venv (what CI runs after make test)
 PYTHON := .venv/bin/python
-# make # every install route (sdist, pip install ., -e, mim) in a fresh venv with only torch, the ops
-# compiled on first use and compared with this build, and mim search / run / train / test
-check-install: setup
-	$(PYTHON) tools/check_install.py
-
-check-cuda: the venv holding a CUDA build of torch (created on first use)
+# make check-cuda: the venv holding a CUDA build of torch (created on first use)
 CUDA_VENV ?= .venv-cuda
 # make test: parallel test processes (the tests run single-threaded), one per core, at most 4
 TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
