@@ -12,8 +12,9 @@ The source is detected from the input:
   is named) and written to ``OUT_DIR/NAME.pth``, with the class names and colours of the config's
   test dataset (its data need not be on disk). The file is read without running code from it.
 - a local ``save_pretrained`` directory of a transformers ``MaskFormerForInstanceSegmentation``
-  (ResNet or Swin backbone; nothing is downloaded): writes ``OUT_DIR/NAME.py`` (a full mmseg
-  config) and ``OUT_DIR/NAME.pth``.
+  (ResNet or Swin backbone) or ``Mask2FormerForUniversalSegmentation`` (ResNet backbone), told
+  apart by ``model_type`` in its ``config.json`` (nothing is downloaded): writes ``OUT_DIR/NAME.py``
+  (a full mmseg config) and ``OUT_DIR/NAME.pth``.
 
 The ``.pth`` holds ``{'state_dict', 'meta'}`` for ``tools/test.py``, ``tools/infer.py`` or
 ``mmseg.apis.init_model``; ``meta.dataset_meta`` names the classes (``classes``, ``palette``, and
@@ -63,14 +64,28 @@ def hf_dataset_meta(hf_config):
     return dict(classes=classes, palette=random_palette(len(classes)))
 
 
+def hf_model_type(hf_dir):
+    """``model_type`` of the directory's ``config.json`` ('maskformer' or 'mask2former')."""
+    with open(osp.join(hf_dir, 'config.json')) as f:
+        return json.load(f).get('model_type')
+
+
 def convert_hf(hf_dir, out_dir, name):
     import transformers
 
-    from mmseg_maskformer.converters import convert_hf_maskformer
-    hf_model = transformers.MaskFormerForInstanceSegmentation.from_pretrained(
-        hf_dir, local_files_only=True).eval()
+    from mmseg_maskformer.converters import convert_hf_mask2former, convert_hf_maskformer
+    model_type = hf_model_type(hf_dir)
+    if model_type == 'mask2former':
+        model_class, convert = (transformers.Mask2FormerForUniversalSegmentation,
+                                convert_hf_mask2former)
+    elif model_type == 'maskformer':
+        model_class, convert = transformers.MaskFormerForInstanceSegmentation, convert_hf_maskformer
+    else:
+        sys.exit(f'{hf_dir}/config.json: model_type {model_type!r} is neither maskformer nor '
+                 'mask2former')
+    hf_model = model_class.from_pretrained(hf_dir, local_files_only=True).eval()
     image_mean, image_std = image_normalisation(hf_dir)
-    model_cfg, state_dict = convert_hf_maskformer(hf_model, image_mean, image_std)
+    model_cfg, state_dict = convert(hf_model, image_mean, image_std)
     meta = dict(dataset_meta=hf_dataset_meta(hf_model.config), converted_from=osp.abspath(hf_dir),
                 transformers_version=transformers.__version__)
     checkpoint_path = save_checkpoint(state_dict, meta, out_dir, name)

@@ -8,6 +8,7 @@ _MODULE_OF = {
     'check_state_dict_fits': 'key_mapping',
     'checkpoint_dataset_meta': 'dataset_meta',
     'config_dataset_meta': 'dataset_meta',
+    'convert_hf_mask2former': 'hf_mask2former',
     'convert_hf_maskformer': 'hf',
     'convert_official_maskformer': 'official',
     'load_checkpoint_file': 'checkpoint_files',
