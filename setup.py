@@ -80,31 +80,19 @@ def _extensions():
               'will be compiled on first use', file=sys.stderr)
         return [], {}
     config = _build_config()
-    cpp_sources = [os.path.relpath(path, ROOT)
-                   for path in config.sources(os.path.join(ROOT, 'csrc'), with_cuda=False)]
-    if not cpp_sources:
+    csrc = os.path.join(ROOT, 'csrc')
+    if not config.sources(csrc, with_cuda=False):
         return [], {}
-    gpu_visible = torch.cuda.is_available()
-    with_cuda = (torch.version.cuda is not None and CUDA_HOME is not None and
-                 (gpu_visible or os.environ.get('FORCE_CUDA', '0') == '1'))
-    extra_compile_args = {'cxx': list(config.CXX_FLAGS)}
-    if with_cuda:
-        if not gpu_visible and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
-            # Without a GPU torch has no architecture to pick (torch 2.14 fails with IndexError).
-            os.environ['TORCH_CUDA_ARCH_LIST'] = config.DEFAULT_CUDA_ARCH_LIST
-        includes = config.cuda_system_include_flags(os.path.dirname(torch.__file__),
-                                                    torch.version.cuda)
-        extra_compile_args = {'cxx': config.CXX_FLAGS + includes,
-                              'nvcc': config.NVCC_FLAGS + includes}
-        cu_sources = [os.path.relpath(path, ROOT)
-                      for path in config.sources(os.path.join(ROOT, 'csrc'), with_cuda=True)
-                      if path.endswith('.cu')]
-        ext = CUDAExtension('mmseg_maskformer._C', cpp_sources + cu_sources,
-                            extra_compile_args=extra_compile_args,
+    cuda = config.with_cuda(torch, CUDA_HOME)
+    sources = [os.path.relpath(path, ROOT) for path in config.sources(csrc, with_cuda=cuda)]
+    if cuda:
+        cxx_flags, nvcc_flags = config.cuda_compile_flags(torch)
+        ext = CUDAExtension('mmseg_maskformer._C', sources,
+                            extra_compile_args={'cxx': cxx_flags, 'nvcc': nvcc_flags},
                             extra_link_args=config.LINK_FLAGS)
     else:
-        ext = CppExtension('mmseg_maskformer._C', cpp_sources,
-                           extra_compile_args=extra_compile_args,
+        ext = CppExtension('mmseg_maskformer._C', sources,
+                           extra_compile_args={'cxx': list(config.CXX_FLAGS)},
                            extra_link_args=config.LINK_FLAGS)
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 

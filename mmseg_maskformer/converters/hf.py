@@ -140,15 +140,7 @@ def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]
     decoder = config.decoder_config
     return dict(
         type='mmseg_maskformer.MaskFormerSegmentor',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            # HF processors rescale to [0, 1] before normalising; mmseg normalises 0..255 pixels.
-            mean=[round(m * 255, 6) for m in image_mean],
-            std=[round(s * 255, 6) for s in image_std],
-            # mmseg loads images as BGR, HF models are trained on RGB.
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=255),
+        data_preprocessor=data_preprocessor_config(image_mean, image_std),
         backbone=backbone_config(backbone),
         decode_head=dict(
             type='mmseg_maskformer.MaskFormerHead',
@@ -182,6 +174,19 @@ def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]
             ignore_index=255),
         train_cfg=dict(),
         test_cfg=dict(mode='whole'))
+
+
+def data_preprocessor_config(image_mean: Sequence[float], image_std: Sequence[float]) -> dict:
+    """mmseg's ``SegDataPreProcessor`` doing what an HF image processor's normalisation does."""
+    return dict(
+        type='SegDataPreProcessor',
+        # HF processors rescale to [0, 1] before normalising; mmseg normalises 0..255 pixels.
+        mean=[round(m * 255, 6) for m in image_mean],
+        std=[round(s * 255, 6) for s in image_std],
+        # mmseg loads images as BGR, HF models are trained on RGB.
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255)
 
 
 def backbone_config(backbone) -> dict:

@@ -7,9 +7,9 @@ HF's separate self-attention q/k/v projections are concatenated into ``in_proj_w
 """
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
-from .hf import (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, REQUIRED_BACKBONE_FIELDS, STAGES,
+from .hf import (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, REQUIRED_BACKBONE_FIELDS,
                  _check_resnet_widths, _field, _normalise, backbone_config, backbone_kind,
-                 stage_channels)
+                 data_preprocessor_config, stage_channels)
 from .key_mapping import HF_BACKBONE, LINEAR, Source, apply_key_map, resnet_sources
 
 HF_PIXEL_DECODER = 'model.pixel_level_module.decoder'
@@ -44,14 +44,7 @@ def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]
     """The ``MaskFormerSegmentor`` config of a (supported) HF Mask2Former config."""
     return dict(
         type='mmseg_maskformer.MaskFormerSegmentor',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            # HF processors rescale to [0, 1] before normalising; mmseg normalises 0..255 pixels.
-            mean=[round(m * 255, 6) for m in image_mean],
-            std=[round(s * 255, 6) for s in image_std],
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=255),
+        data_preprocessor=data_preprocessor_config(image_mean, image_std),
         backbone=backbone_config(config.backbone_config),
         decode_head=dict(
             type='mmseg_maskformer.Mask2FormerHead',
@@ -177,4 +170,4 @@ def convert_hf_mask2former(hf_model,
     return model_cfg, apply_key_map(hf_state, key_map, 'HF state dict', HF_IGNORED_KEYS)
 
 
-__all__ = ['STAGES', 'check_supported', 'convert_hf_mask2former', 'model_config']
+__all__ = ['check_supported', 'convert_hf_mask2former', 'model_config']

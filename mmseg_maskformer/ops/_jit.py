@@ -24,13 +24,6 @@ def cache_root() -> str:
     return os.path.join(base, 'mmseg-maskformer', 'ops')
 
 
-def _with_cuda() -> bool:
-    import torch
-    from torch.utils.cpp_extension import CUDA_HOME
-    visible = torch.cuda.is_available() or os.environ.get('FORCE_CUDA', '0') == '1'
-    return torch.version.cuda is not None and CUDA_HOME is not None and visible
-
-
 def build_directory(root: str, with_cuda: bool) -> str:
     """The cache folder of this torch, CUDA and source version."""
     import torch
@@ -58,7 +51,7 @@ def build_and_load(why: str, root: Optional[str] = None) -> Optional[str]:
     root = root or build_config.source_root()
     if root is None:
         return f'{why}, and the package carries no C++ sources to compile'
-    with_cuda = _with_cuda()
+    with_cuda = build_config.with_cuda(torch, cpp_extension.CUDA_HOME)
     directory = build_directory(root, with_cuda)
     library = os.path.join(directory, LIBRARY_NAME + '.so')
     os.makedirs(directory, exist_ok=True)
@@ -70,12 +63,7 @@ def build_and_load(why: str, root: Optional[str] = None) -> Optional[str]:
             sys.stderr.flush()
             extra_cflags, extra_cuda_cflags = list(build_config.CXX_FLAGS), None
             if with_cuda:
-                if not torch.cuda.is_available() and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
-                    os.environ['TORCH_CUDA_ARCH_LIST'] = build_config.DEFAULT_CUDA_ARCH_LIST
-                includes = build_config.cuda_system_include_flags(
-                    os.path.dirname(torch.__file__), torch.version.cuda)
-                extra_cflags += includes
-                extra_cuda_cflags = build_config.NVCC_FLAGS + includes
+                extra_cflags, extra_cuda_cflags = build_config.cuda_compile_flags(torch)
             try:
                 cpp_extension.load(LIBRARY_NAME, build_config.sources(root, with_cuda),
                                    extra_cflags=extra_cflags, extra_cuda_cflags=extra_cuda_cflags,

@@ -8,7 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 # torch >= 2.14's headers need C++20; the sources are C++17 and C++20 clean. Given explicitly
 # (torch adds its own default only when no -std is present) so that g++ and nvcc always agree.
@@ -77,6 +77,23 @@ def cuda_system_include_flags(torch_dir: str, cuda_version: str) -> List[str]:
     the toolkit's own headers win and the wheels only fill in."""
     return [flag for path in cuda_library_include_dirs(torch_dir, cuda_version)
             for flag in ('-isystem', path)]
+
+
+def with_cuda(torch, cuda_home: Optional[str]) -> bool:
+    """Whether a build compiles the CUDA kernels: a CUDA build of torch, a toolkit
+    (``cuda_home``) and a visible GPU, or ``FORCE_CUDA=1`` to cross-compile without one."""
+    visible = torch.cuda.is_available() or os.environ.get('FORCE_CUDA', '0') == '1'
+    return torch.version.cuda is not None and cuda_home is not None and visible
+
+
+def cuda_compile_flags(torch) -> Tuple[List[str], List[str]]:
+    """(g++ flags, nvcc flags) of a CUDA build; without a visible GPU and without
+    ``TORCH_CUDA_ARCH_LIST``, sets that to :data:`DEFAULT_CUDA_ARCH_LIST` (torch would have no
+    architecture to pick; torch 2.14 fails with IndexError)."""
+    if not torch.cuda.is_available() and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
+        os.environ['TORCH_CUDA_ARCH_LIST'] = DEFAULT_CUDA_ARCH_LIST
+    includes = cuda_system_include_flags(os.path.dirname(torch.__file__), torch.version.cuda)
+    return CXX_FLAGS + includes, NVCC_FLAGS + includes
 
 
 def build_with_setup_py(python: str, env: dict, setup_args: list, verbose: bool,
