@@ -43,10 +43,12 @@ def _build_config():
 
 def add_mim_extension():
     """Puts :data:`MIM_FILES` into ``mmseg_maskformer/.mim``: symbolic links for an editable
-    install, copies when building a wheel or an sdist (mmsegmentation's setup.py does the same)."""
+    install, copies when building a wheel or an sdist (mmsegmentation's setup.py does the same).
+    Other commands (``setup.py build`` / ``build_ext`` of the CUDA checks) leave it alone, so that a
+    checkout's links are not replaced by copies that go stale."""
     if {'develop', 'editable_wheel'} & set(sys.argv):
         mode = 'symlink'
-    elif {'sdist', 'bdist_wheel', 'build', 'install'} & set(sys.argv):
+    elif {'sdist', 'bdist_wheel'} & set(sys.argv):
         mode = 'copy'
     else:
         return
