@@ -1,10 +1,12 @@
-"""MaskFormer's set criterion (official ``mask_former/modeling/criterion.py``)."""
-from typing import Dict, List, Optional, Sequence, Tuple
+"""The set criterion of MaskFormer and Mask2Former (official ``modeling/criterion.py`` of both
+repositories)."""
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .loss_terms import MASKFORMER_LOSSES, MaskTerm, parse_losses
 from .mask_functions import get_mask_functions
 from .matching import HungarianMatcher, sampled_validity
 from .targets import concatenated
@@ -34,17 +36,20 @@ IGNORE_MODES = ('negative', 'exclude')
 
 
 class SetCriterion:
-    """Hungarian matching, then cross-entropy and focal + dice mask losses, per decoder layer.
+    """Hungarian matching, then the class loss and the mask losses, per decoder layer.
 
     Args:
         num_classes: K (the ∅ class is K).
         matcher: the :class:`HungarianMatcher`.
-        class_weight, mask_weight, dice_weight: loss weights (official 1, 20, 1).
-        no_object_weight: cross-entropy weight of the ∅ class (official 0.1).
+        loss_cls, loss_mask, loss_dice: mmdet-style term configs (:func:`.loss_terms.parse_losses`;
+            ``loss_mask`` or ``loss_dice`` None drops the term). Defaults: MaskFormer's official
+            CE 1 (∅ 0.1), focal 20 (α 0.25, γ 2), dice 1; Mask2Former's are
+            :data:`.loss_terms.MASK2FORMER_LOSSES`.
         loss_impl: ``'reference'``, ``'fused'`` or ``None`` (see :mod:`.mask_functions`).
         num_points: ``None`` computes the mask losses at full ground-truth resolution (official
             MaskFormer); an integer K computes them on K importance-sampled points per mask
             (Mask2Former).
+        oversample_ratio, importance_sample_ratio: of the importance sampling (official 3, 0.75).
         ignore_mode: ``'negative'`` (official): ignored pixels are negatives in every mask.
             ``'exclude'``: they count in no mask loss and no matching cost; the call then needs
             the per-image valid maps ``gt_valid``. The focal loss is averaged over the valid
@@ -54,13 +59,9 @@ class SetCriterion:
     def __init__(self,
                  num_classes: int,
                  matcher: HungarianMatcher,
-                 class_weight: float = 1.0,
-                 mask_weight: float = 20.0,
-                 dice_weight: float = 1.0,
-                 no_object_weight: float = 0.1,
-                 focal_alpha: float = 0.25,
-                 focal_gamma: float = 2.0,
-                 dice_eps: float = 1.0,
+                 loss_cls: Mapping = MASKFORMER_LOSSES['loss_cls'],
+                 loss_mask: Optional[Mapping] = MASKFORMER_LOSSES['loss_mask'],
+                 loss_dice: Optional[Mapping] = MASKFORMER_LOSSES['loss_dice'],
                  loss_impl: Optional[str] = None,
                  num_points: Optional[int] = None,
                  oversample_ratio: float = 3.0,
@@ -72,19 +73,12 @@ class SetCriterion:
             raise ValueError(f'ignore_mode must be one of {IGNORE_MODES}, got {ignore_mode!r}')
         self.num_classes = num_classes
         self.matcher = matcher
-        self.class_weight = class_weight
-        self.mask_weight = mask_weight
-        self.dice_weight = dice_weight
-        self.focal_alpha = focal_alpha
-        self.focal_gamma = focal_gamma
-        self.dice_eps = dice_eps
+        self.terms = parse_losses(num_classes, loss_cls, loss_mask, loss_dice)
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
         self.ignore_mode = ignore_mode
         self.functions = get_mask_functions(loss_impl)
-        self.class_weights = torch.ones(num_classes + 1)
-        self.class_weights[-1] = no_object_weight
 
     def __call__(self,
                  all_cls_logits: Sequence[torch.Tensor],
@@ -127,12 +121,17 @@ class SetCriterion:
         for layer, (cls_logits, mask_logits, layer_indices) in enumerate(
                 zip(all_cls_logits, all_mask_logits, indices)):
             prefix = '' if layer == num_layers - 1 else f'd{layer}.'
+            terms = self.terms
             loss_cls = self.loss_classes(cls_logits, gt_labels, layer_indices)
-            loss_focal, loss_dice = self.loss_masks(mask_logits, gt_masks, layer_indices, num_masks,
-                                                    generator, gt_valid, shared)
-            losses[prefix + 'loss_cls'] = self.class_weight * loss_cls
-            losses[prefix + 'loss_mask'] = self.mask_weight * loss_focal
-            losses[prefix + 'loss_dice'] = self.dice_weight * loss_dice
+            losses[prefix + 'loss_cls'] = terms.cls_weight * loss_cls
+            if terms.mask is None and terms.dice is None:
+                continue
+            loss_mask, loss_dice = self.loss_masks(mask_logits, gt_masks, layer_indices, num_masks,
+                                                   generator, gt_valid, shared)
+            if terms.mask is not None:
+                losses[prefix + 'loss_mask'] = terms.mask.weight * loss_mask
+            if terms.dice is not None:
+                losses[prefix + 'loss_dice'] = terms.dice.weight * loss_dice
         losses['num_masks'] = num_masks.detach()
         return losses
 
@@ -144,7 +143,7 @@ class SetCriterion:
                             device=cls_logits.device)
         for image, (pred_idx, gt_idx) in enumerate(indices):
             target[image, pred_idx] = gt_labels[image][gt_idx]
-        weights = self.class_weights.to(cls_logits.device)
+        weights = self.terms.class_weights.to(cls_logits.device)
         return F.cross_entropy(cls_logits.float().transpose(1, 2), target, weights)
 
     def loss_masks(self, mask_logits: torch.Tensor, gt_masks: Sequence[torch.Tensor],
@@ -153,7 +152,8 @@ class SetCriterion:
                    gt_valid: Optional[Sequence[torch.Tensor]] = None,
                    shared: Optional[Tuple[torch.Tensor, Optional[torch.Tensor]]] = None
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Focal and dice losses of the matched masks, summed and divided by ``num_masks``;
+        """Mask (focal or BCE) and dice losses of the matched masks, summed and divided by
+        ``num_masks``, unweighted;
         ``gt_valid``: None, or per image the (H, W) bool map of the pixels that count;
         ``shared``: the masks concatenated (:func:`.targets.concatenated`) and the matching
         concatenation of valid maps, used as the targets when every mask is matched (always,
@@ -184,8 +184,9 @@ class SetCriterion:
                 targets = self._sample_matched_targets(gt_masks, indices, points)
                 if valid is not None:  # each point weighted by its sampled validity
                     valid = sampled_validity(fn, valid[:, None], points)[:, 0]
-        focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=self.focal_alpha,
-                                                 gamma=self.focal_gamma, eps=self.dice_eps,
+        mask_term, dice_term = self.terms.mask or MaskTerm(0.0), self.terms.dice or MaskTerm(0.0)
+        focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=mask_term.alpha,
+                                                 gamma=mask_term.gamma, eps=dice_term.eps,
                                                  valid=valid)
         return focal.sum() / num_masks, dice.sum() / num_masks
 

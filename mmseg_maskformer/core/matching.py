@@ -1,10 +1,12 @@
-"""Bipartite matching of predictions to ground-truth segments (official MaskFormer matcher)."""
-from typing import List, Optional, Sequence, Tuple
+"""Bipartite matching of predictions to ground-truth segments (official MaskFormer and Mask2Former
+matchers)."""
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from .loss_terms import MASKFORMER_MATCH_COSTS, parse_match_costs
 from .mask_functions import get_mask_functions
 
 
@@ -57,14 +59,20 @@ def hungarian_assignment(costs: Sequence[torch.Tensor]) -> List[Tuple[torch.Tens
 
 
 class HungarianMatcher:
-    """Official MaskFormer matching: C = w_cls·cost_class + w_focal·cost_focal + w_dice·cost_dice.
+    """Official matching: C = Σ weight·cost over the configured ``match_costs``.
+
+    ``match_costs`` is a list of mmdet-style cost dicts (:func:`.loss_terms.parse_match_costs`):
+    ``ClassificationCost`` (−p(class)), one mask cost (``FocalLossCost``, MaskFormer's, or
+    ``CrossEntropyLossCost`` with ``use_sigmoid=True``, Mask2Former's) and ``DiceCost``; the
+    default is MaskFormer's class 1, focal 20, dice 1
+    (:data:`.loss_terms.MASK2FORMER_MATCH_COSTS`: 2, BCE 5, dice 5).
 
     With ``num_points=None`` the ground truth is nearest-downsampled to the mask-logit resolution
     and costs use every pixel (the official matcher). With ``num_points=K`` both are sampled at K
     shared uniformly random points per image (Mask2Former).
 
     Given per-image valid maps (``gt_valid``, the criterion's ``ignore_mode='exclude'``), the
-    focal and dice costs count only the valid pixels (sampled at the same points as the masks,
+    mask and dice costs count only the valid pixels (sampled at the same points as the masks,
     as weights, with ``num_points``); without them every pixel counts, as officially.
 
     Non-finite costs raise a ``FloatingPointError`` naming the image, the cost term and the
@@ -72,24 +80,12 @@ class HungarianMatcher:
     """
 
     def __init__(self,
-                 cost_class: float = 1.0,
-                 cost_focal: float = 20.0,
-                 cost_dice: float = 1.0,
-                 focal_alpha: float = 0.25,
-                 focal_gamma: float = 2.0,
-                 dice_eps: float = 1.0,
+                 match_costs: Sequence[Mapping] = MASKFORMER_MATCH_COSTS,
                  num_points: Optional[int] = None,
                  loss_impl: Optional[str] = None):
-        if cost_class == 0 and cost_focal == 0 and cost_dice == 0:
-            raise ValueError('at least one of cost_class, cost_focal and cost_dice must be non-zero')
         if num_points is not None and num_points <= 0:
             raise ValueError(f'num_points must be None or positive, got {num_points}')
-        self.cost_class = cost_class
-        self.cost_focal = cost_focal
-        self.cost_dice = cost_dice
-        self.focal_alpha = focal_alpha
-        self.focal_gamma = focal_gamma
-        self.dice_eps = dice_eps
+        self.costs = parse_match_costs(match_costs)
         self.num_points = num_points
         self.functions = get_mask_functions(loss_impl)
 
@@ -98,8 +94,9 @@ class HungarianMatcher:
                    gt_masks: torch.Tensor,
                    generator: Optional[torch.Generator] = None,
                    gt_valid: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
-        """Unweighted (class, focal, dice) cost matrices (Q, M) of one image; ``gt_valid``: None
-        or the (H, W) bool map of the pixels that count."""
+        """Unweighted (class, mask, dice) cost matrices (Q, M) of one image; ``gt_valid``: None
+        or the (H, W) bool map of the pixels that count. The mask and dice costs are zeros when
+        neither is configured."""
         return self.layer_cost_terms([cls_logits], [mask_logits], gt_labels, gt_masks, generator,
                                      gt_valid)[0]
 
@@ -115,9 +112,9 @@ class HungarianMatcher:
         targets are sampled once and each layer's logits separately (a stack of the layers
         would be a copy of them).
         """
-        fn = self.functions
+        fn, weights = self.functions, self.costs
         costs_class = [classification_cost(cls, gt_labels) for cls in layer_cls_logits]
-        if gt_labels.numel() == 0:
+        if gt_labels.numel() == 0 or weights.mask_weight == weights.dice_weight == 0:
             return [(cost, cost.new_zeros(cost.shape), cost.new_zeros(cost.shape))
                     for cost in costs_class]
         if self.num_points is None:
@@ -136,10 +133,10 @@ class HungarianMatcher:
                 return fn.point_sample(logits[None], points)[0]
         costs = []
         for cost_class, masks in zip(costs_class, layer_mask_logits):
-            cost_focal, cost_dice = fn.pairwise_mask_costs(
-                sample(masks), targets, alpha=self.focal_alpha, gamma=self.focal_gamma,
-                eps=self.dice_eps, valid=valid)
-            costs.append((cost_class, cost_focal, cost_dice))
+            cost_mask, cost_dice = fn.pairwise_mask_costs(
+                sample(masks), targets, alpha=weights.alpha, gamma=weights.gamma,
+                eps=weights.eps, valid=valid)
+            costs.append((cost_class, cost_mask, cost_dice))
         return costs
 
     @torch.no_grad()
@@ -186,9 +183,9 @@ class HungarianMatcher:
         if gt_valid is not None and len(gt_valid) != batch_size:
             raise ValueError(f'got {len(gt_valid)} valid maps for a batch of {batch_size} '
                              'predictions')
-        weights = (self.cost_class, self.cost_focal, self.cost_dice)
+        weights = (self.costs.cls_weight, self.costs.mask_weight, self.costs.dice_weight)
         num_layers = len(all_cls_logits)
-        per_image = [  # per image, per layer, the (Q, M) class, focal and dice costs
+        per_image = [  # per image, per layer, the (Q, M) class, mask and dice costs
             self.layer_cost_terms([layer[image] for layer in all_cls_logits],
                                   [layer[image] for layer in all_mask_logits], labels, gts,
                                   generator, None if gt_valid is None else gt_valid[image])
@@ -210,7 +207,7 @@ class HungarianMatcher:
 
     @staticmethod
     def _raise_non_finite(image, image_terms, cls_logits, mask_logits):
-        for name, term in zip(('class', 'focal', 'dice'), image_terms):
+        for name, term in zip(('class', 'mask', 'dice'), image_terms):
             if torch.isfinite(term).all():
                 continue
             kind = 'class' if name == 'class' else 'mask'

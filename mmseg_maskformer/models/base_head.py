@@ -11,6 +11,10 @@ from .. import ops
 from ..core import SetCriterion, pack_masks, panoptic_segmentation, semantic_to_segments
 from ..registry import SCOPE, TASK_UTILS
 
+# SetCriterion arguments of releases before the mmdet-style loss dicts.
+RETIRED_CRITERION_KEYS = ('class_weight', 'mask_weight', 'dice_weight', 'no_object_weight',
+                          'focal_alpha', 'focal_gamma', 'dice_eps')
+
 
 class MaskClassificationHead(BaseModule):
     """Base of the mask-classification decode heads: a subclass builds its network and defines
@@ -20,8 +24,11 @@ class MaskClassificationHead(BaseModule):
 
     def __init__(self,
                  num_classes: int,
+                 loss_cls: ConfigType,
+                 loss_mask: Optional[ConfigType],
+                 loss_dice: Optional[ConfigType],
                  matcher: ConfigType,
-                 criterion: ConfigType,
+                 criterion: Optional[ConfigType] = None,
                  loss_impl: Optional[str] = None,
                  num_points: Optional[int] = None,
                  deep_supervision: bool = True,
@@ -40,13 +47,20 @@ class MaskClassificationHead(BaseModule):
         if self.test_cfg.get('mode', 'semantic') not in ('semantic', 'panoptic'):
             raise ValueError(f"test_cfg.mode must be 'semantic' or 'panoptic', got "
                              f"{self.test_cfg['mode']!r}")
+        criterion = dict(criterion or {})
+        retired = sorted(set(criterion) & set(RETIRED_CRITERION_KEYS))
+        if retired:
+            raise ValueError(f'decode_head.criterion no longer takes {retired}: the loss terms are '
+                             'the head\'s loss_cls / loss_mask / loss_dice dicts (mmdet style, e.g. '
+                             "loss_mask=dict(type='FocalLoss', loss_weight=20.0)); see "
+                             "'Loss terms and match costs' in docs/en/get_started.md")
         matcher_cfg = {'_scope_': SCOPE, **matcher}
         matcher_cfg.setdefault('loss_impl', loss_impl)
         matcher_cfg.setdefault('num_points', num_points)
         self.matcher = TASK_UTILS.build(matcher_cfg)
-        self.criterion = SetCriterion(num_classes, self.matcher, loss_impl=loss_impl,
-                                      num_points=num_points, ignore_mode=ignore_mode,
-                                      **dict(criterion))
+        self.criterion = SetCriterion(num_classes, self.matcher, loss_cls, loss_mask, loss_dice,
+                                      loss_impl=loss_impl, num_points=num_points,
+                                      ignore_mode=ignore_mode, **criterion)
 
     def all_layer_logits(self, inputs: Sequence[torch.Tensor], deep_supervision: bool = True
                          ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:

@@ -4,6 +4,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from mmseg.utils import ConfigType
 
+from ..core.loss_terms import MASK2FORMER_LOSSES, MASK2FORMER_MATCH_COSTS
 from ..registry import MODELS, SCOPE
 from .base_head import MaskClassificationHead
 from .mask2former_decoder import MaskedAttentionTransformerDecoder
@@ -21,9 +22,11 @@ class Mask2FormerHead(MaskClassificationHead):
 
     The defaults are the official ADE20K semantic recipe: 100 queries, 9 decoder layers of width
     256 with 8 heads and FFN 2048, no dropout; losses CE 2.0 (∅ weight 0.1), sigmoid BCE 5.0 and
-    dice 5.0 on 12544 importance-sampled points (the focal op with ``gamma=0`` and no α weighting
-    is the BCE), matching with the same weights on 12544 uniform points per image; deep supervision
-    on the 9 intermediate predictions and the one before the first layer.
+    dice 5.0 on 12544 importance-sampled points (``loss_mask=dict(type='CrossEntropyLoss',
+    use_sigmoid=True)``: the focal op with ``gamma=0`` and no α weighting), matching with the same
+    weights on 12544 uniform points per image (``ClassificationCost``, ``CrossEntropyLossCost``,
+    ``DiceCost``); deep supervision on the 9 intermediate predictions and the one before the first
+    layer.
 
     Args:
         in_channels: channels of the four backbone levels (finest first).
@@ -49,12 +52,12 @@ class Mask2FormerHead(MaskClassificationHead):
                      num_layers=9, embed_dims=256, num_heads=8, feedforward_channels=2048,
                      dropout=0.0),
                  enforce_input_project: bool = False,
-                 matcher: ConfigType = dict(
-                     type='HungarianMatcher', cost_class=2.0, cost_focal=5.0, cost_dice=5.0,
-                     focal_alpha=-1, focal_gamma=0.0),
-                 criterion: ConfigType = dict(
-                     class_weight=2.0, mask_weight=5.0, dice_weight=5.0, no_object_weight=0.1,
-                     focal_alpha=-1, focal_gamma=0.0),
+                 loss_cls: ConfigType = MASK2FORMER_LOSSES['loss_cls'],
+                 loss_mask: Optional[ConfigType] = MASK2FORMER_LOSSES['loss_mask'],
+                 loss_dice: Optional[ConfigType] = MASK2FORMER_LOSSES['loss_dice'],
+                 matcher: ConfigType = dict(type='HungarianMatcher',
+                                            match_costs=MASK2FORMER_MATCH_COSTS),
+                 criterion: Optional[ConfigType] = None,
                  loss_impl: Optional[str] = None,
                  num_points: Optional[int] = 12544,
                  deep_supervision: bool = True,
@@ -63,8 +66,9 @@ class Mask2FormerHead(MaskClassificationHead):
                  align_corners: bool = False,
                  test_cfg: ConfigType = dict(mode='semantic'),
                  init_cfg=None):
-        super().__init__(num_classes, matcher, criterion, loss_impl, num_points, deep_supervision,
-                         ignore_index, ignore_mode, align_corners, test_cfg, init_cfg)
+        super().__init__(num_classes, loss_cls, loss_mask, loss_dice, matcher, criterion,
+                         loss_impl, num_points, deep_supervision, ignore_index, ignore_mode,
+                         align_corners, test_cfg, init_cfg)
         if len(in_channels) != 4 or len(in_index) != 4:
             raise ValueError(f'Mask2FormerHead needs four backbone levels, got in_channels '
                              f'{tuple(in_channels)} and in_index {tuple(in_index)}')

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.utils import ConfigType, SampleList
 
+from ..core.loss_terms import MASKFORMER_LOSSES, MASKFORMER_MATCH_COSTS
 from ..registry import MODELS, SCOPE
 from .base_head import MaskClassificationHead
 from .pixel_decoder import c2_xavier_fill
@@ -47,9 +48,19 @@ class MaskFormerHead(MaskClassificationHead):
             ``feedforward_channels``, ``dropout`` of the DETR decoder.
         enforce_input_project: always apply the 1×1 projection before the decoder, even when the
             memory already has ``embed_dims`` channels.
-        matcher: config of the matcher in ``TASK_UTILS`` (costs 1 / 20 / 1 by default).
-        criterion: keyword arguments of :class:`~mmseg_maskformer.core.SetCriterion` (loss weights,
-            ∅ weight, focal / dice hyper-parameters).
+        loss_cls: the class loss, mmdet style: ``dict(type='CrossEntropyLoss', loss_weight=1.0,
+            no_object_weight=0.1)`` (or mmdet's ``class_weight`` list of K+1).
+        loss_mask: the mask loss: ``dict(type='FocalLoss', loss_weight=20.0, alpha=0.25,
+            gamma=2.0)`` (official MaskFormer) or ``dict(type='CrossEntropyLoss',
+            use_sigmoid=True, loss_weight=5.0)`` (Mask2Former's BCE); None drops it.
+        loss_dice: ``dict(type='DiceLoss', loss_weight=1.0, eps=1.0)``; None drops it. The three
+            are parsed by :func:`~mmseg_maskformer.core.parse_losses` and computed by the fused
+            ops; an ``mmdet.`` prefix is accepted, so mmseg's loss blocks paste unchanged.
+        matcher: config of the matcher in ``TASK_UTILS``: ``dict(type='HungarianMatcher',
+            match_costs=[...])`` with mmdet's cost dicts (``ClassificationCost`` 1,
+            ``FocalLossCost`` 20, ``DiceCost`` 1 by default).
+        criterion: other keyword arguments of :class:`~mmseg_maskformer.core.SetCriterion`
+            (``oversample_ratio``, ``importance_sample_ratio`` of the point sampling).
         loss_impl: ``'reference'``, ``'fused'`` or ``None`` (fused when the extension is built);
             used by both matcher and criterion.
         num_points: ``None`` for exact full-resolution mask losses; K for point-sampled losses and
@@ -82,10 +93,12 @@ class MaskFormerHead(MaskClassificationHead):
                      num_layers=6, embed_dims=256, num_heads=8, feedforward_channels=2048,
                      dropout=0.1),
                  enforce_input_project: bool = False,
-                 matcher: ConfigType = dict(
-                     type='HungarianMatcher', cost_class=1.0, cost_focal=20.0, cost_dice=1.0),
-                 criterion: ConfigType = dict(
-                     class_weight=1.0, mask_weight=20.0, dice_weight=1.0, no_object_weight=0.1),
+                 loss_cls: ConfigType = MASKFORMER_LOSSES['loss_cls'],
+                 loss_mask: Optional[ConfigType] = MASKFORMER_LOSSES['loss_mask'],
+                 loss_dice: Optional[ConfigType] = MASKFORMER_LOSSES['loss_dice'],
+                 matcher: ConfigType = dict(type='HungarianMatcher',
+                                            match_costs=MASKFORMER_MATCH_COSTS),
+                 criterion: Optional[ConfigType] = None,
                  loss_impl: Optional[str] = None,
                  num_points: Optional[int] = None,
                  deep_supervision: bool = True,
@@ -94,8 +107,9 @@ class MaskFormerHead(MaskClassificationHead):
                  align_corners: bool = False,
                  test_cfg: ConfigType = dict(mode='semantic'),
                  init_cfg=None):
-        super().__init__(num_classes, matcher, criterion, loss_impl, num_points, deep_supervision,
-                         ignore_index, ignore_mode, align_corners, test_cfg, init_cfg)
+        super().__init__(num_classes, loss_cls, loss_mask, loss_dice, matcher, criterion,
+                         loss_impl, num_points, deep_supervision, ignore_index, ignore_mode,
+                         align_corners, test_cfg, init_cfg)
         if len(in_channels) != len(in_index):
             raise ValueError(f'in_channels {tuple(in_channels)} and in_index {tuple(in_index)} '
                              'must have the same length')

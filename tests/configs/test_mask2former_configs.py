@@ -3,6 +3,8 @@
 and MODEL_ZOO.md: 44M parameters)."""
 import os
 
+import pytest
+
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -24,11 +26,13 @@ def test_r50_ade20k_recipe_and_size():
     assert len(head.transformer_decoder.layers) == 9 and head.num_queries == 100
     assert len(head.pixel_decoder.encoder) == 6
     assert head.criterion.num_points == head.matcher.num_points == 12544
-    assert (head.criterion.class_weight, head.criterion.mask_weight,
-            head.criterion.dice_weight) == (2.0, 5.0, 5.0)
-    assert (head.criterion.focal_alpha, head.criterion.focal_gamma) == (-1, 0.0)  # BCE
-    assert (head.matcher.cost_class, head.matcher.cost_focal, head.matcher.cost_dice) == (2.0, 5.0,
-                                                                                        5.0)
+    terms = head.criterion.terms
+    assert (terms.cls_weight, terms.mask.weight, terms.dice.weight) == (2.0, 5.0, 5.0)
+    assert terms.class_weights.tolist() == [1.0] * 150 + [pytest.approx(0.1)]
+    assert (terms.mask.alpha, terms.mask.gamma) == (-1, 0.0)  # BCE
+    costs = head.matcher.costs
+    assert (costs.cls_weight, costs.mask_weight, costs.dice_weight) == (2.0, 5.0, 5.0)
+    assert (costs.alpha, costs.gamma, costs.eps) == (-1, 0.0, 1.0)
     optimizer = cfg.optim_wrapper
     assert optimizer.optimizer.lr == 1e-4 and optimizer.optimizer.weight_decay == 0.05
     assert optimizer.clip_grad.max_norm == 0.01

@@ -150,7 +150,7 @@ def test_matcher_matches_hf(num_gt, record_property):
         hf_cost = (hf_matcher.cost_mask * pair_wise_sigmoid_focal_loss(preds, target) +
                    hf_matcher.cost_class * -cls.softmax(-1)[:, labels] +
                    hf_matcher.cost_dice * pair_wise_dice_loss(preds, target))
-        weights = (matcher.cost_class, matcher.cost_focal, matcher.cost_dice)
+        weights = (matcher.costs.cls_weight, matcher.costs.mask_weight, matcher.costs.dice_weight)
         cost = sum(w * t for w, t in zip(weights, matcher.cost_terms(cls, masks, labels, gts)))
         cost_diff = max(cost_diff, max_abs_diff(cost, hf_cost))
     report(record_property, f'matcher.{num_gt}.cost_max_abs_diff', cost_diff)

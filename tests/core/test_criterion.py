@@ -13,8 +13,14 @@ NUM_CLASSES = 6
 
 
 def make_criterion(**kwargs):
-    matcher = HungarianMatcher(cost_class=1.0, cost_focal=20.0, cost_dice=1.0, loss_impl='reference')
+    matcher = HungarianMatcher(loss_impl='reference')  # the official costs 1, 20, 1
     return SetCriterion(NUM_CLASSES, matcher, loss_impl='reference', **kwargs)
+
+
+def weighted_losses(cls_weight, mask_weight, dice_weight):
+    return dict(loss_cls=dict(type='CrossEntropyLoss', loss_weight=cls_weight, no_object_weight=0.1),
+                loss_mask=dict(type='FocalLoss', loss_weight=mask_weight),
+                loss_dice=dict(type='DiceLoss', loss_weight=dice_weight))
 
 
 def random_outputs(layers=3, batch=2, queries=10, low=(8, 8), high=(32, 32), segments=(3, 5)):
@@ -80,10 +86,9 @@ def test_one_image_without_segments():
 
 def test_weights_scale_terms():
     cls_logits, mask_logits, labels, masks = random_outputs()
-    base = make_criterion(class_weight=1.0, mask_weight=1.0, dice_weight=1.0)(
-        cls_logits, mask_logits, labels, masks)
-    scaled = make_criterion(class_weight=2.0, mask_weight=3.0, dice_weight=4.0)(
-        cls_logits, mask_logits, labels, masks)
+    base = make_criterion(**weighted_losses(1.0, 1.0, 1.0))(cls_logits, mask_logits, labels, masks)
+    scaled = make_criterion(**weighted_losses(2.0, 3.0, 4.0))(cls_logits, mask_logits, labels,
+                                                              masks)
     for key, factor in (('loss_cls', 2.0), ('loss_mask', 3.0), ('loss_dice', 4.0)):
         torch.testing.assert_close(scaled[key], factor * base[key])
 

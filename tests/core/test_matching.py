@@ -38,7 +38,7 @@ def test_hungarian_assignment_reports_non_finite_matrix():
 
 def test_matcher_equals_transformers_matcher():
     cls_logits, mask_logits, labels, masks = random_batch(segments=(4, 2))
-    ours = HungarianMatcher(cost_class=1.0, cost_focal=20.0, cost_dice=1.0, loss_impl='reference')(
+    ours = HungarianMatcher(loss_impl='reference')(  # the official costs 1, 20, 1
         cls_logits, mask_logits, labels, masks)
     hf = MaskFormerHungarianMatcher(cost_class=1.0, cost_mask=20.0, cost_dice=1.0)(
         mask_logits, cls_logits, [m.float() for m in masks], labels)
@@ -116,7 +116,8 @@ def test_point_sampled_matcher_uses_shared_points():
 
 def test_matcher_rejects_all_zero_weights():
     with pytest.raises(ValueError, match='non-zero'):
-        HungarianMatcher(cost_class=0, cost_focal=0, cost_dice=0)
+        HungarianMatcher([dict(type='ClassificationCost', weight=0),
+                          dict(type='FocalLossCost', weight=0), dict(type='DiceCost', weight=0)])
 
 
 def test_all_layers_and_images_reach_the_host_in_one_transfer(monkeypatch):

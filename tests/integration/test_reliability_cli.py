@@ -212,7 +212,7 @@ def test_empty_dataset_behind_a_wrapper_is_an_error(small_root):
 
 GUARD = 'optim_wrapper.type=mmseg_maskformer.NonFiniteGuardOptimWrapper'
 # A NaN weight of the class loss: every loss is NaN from the first iteration on.
-NAN_LOSS = 'model.decode_head.criterion.class_weight=nan'
+NAN_LOSS = 'model.decode_head.loss_cls.loss_weight=nan'
 
 
 def test_non_finite_loss_stops_training_with_the_file_names(small_root, tmp_path):

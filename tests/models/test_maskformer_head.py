@@ -20,9 +20,9 @@ def build_head(**overrides):
 def test_scoped_names_do_not_replace_mmseg_modules():
     assert MODELS.get('mmseg_maskformer.MaskFormerHead') is MaskFormerHead
     assert MODELS.get('MaskFormerHead') is not MaskFormerHead  # mmseg's own head is untouched
-    matcher = TASK_UTILS.build(dict(type='mmseg_maskformer.HungarianMatcher', cost_focal=5.0,
-                                    loss_impl='reference'))
-    assert isinstance(matcher, HungarianMatcher) and matcher.cost_focal == 5.0
+    matcher = TASK_UTILS.build(dict(type='mmseg_maskformer.HungarianMatcher', loss_impl='reference',
+                                    match_costs=[dict(type='FocalLossCost', weight=5.0)]))
+    assert isinstance(matcher, HungarianMatcher) and matcher.costs.mask_weight == 5.0
 
 
 def test_forward_shapes_one_entry_per_decoder_layer():

@@ -35,7 +35,15 @@ model = dict(
         mask_channels=64,
         transformer_decoder=dict(
             num_layers=6, embed_dims=64, num_heads=4, feedforward_channels=256, dropout=0.1),
-        matcher=dict(type='HungarianMatcher', cost_class=1.0, cost_focal=20.0, cost_dice=1.0),
-        criterion=dict(class_weight=1.0, mask_weight=20.0, dice_weight=1.0, no_object_weight=0.1)),
+        loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0, no_object_weight=0.1),
+        loss_mask=dict(type='FocalLoss', loss_weight=20.0, alpha=0.25, gamma=2.0),
+        loss_dice=dict(type='DiceLoss', loss_weight=1.0, eps=1.0),
+        matcher=dict(
+            type='HungarianMatcher',
+            match_costs=[
+                dict(type='ClassificationCost', weight=1.0),
+                dict(type='FocalLossCost', weight=20.0, alpha=0.25, gamma=2.0),
+                dict(type='DiceCost', weight=1.0, eps=1.0)
+            ])),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -51,8 +51,17 @@ model = dict(
         transformer_decoder=dict(
             num_layers=6, embed_dims=256, num_heads=8, feedforward_channels=2048, dropout=0.1),
         enforce_input_project=False,
-        matcher=dict(type='HungarianMatcher', cost_class=1.0, cost_focal=20.0, cost_dice=1.0),
-        criterion=dict(class_weight=1.0, mask_weight=20.0, dice_weight=1.0, no_object_weight=0.1),
+        # The paper's losses and matching costs, mmdet style (mmseg's loss blocks paste unchanged).
+        loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0, no_object_weight=0.1),
+        loss_mask=dict(type='FocalLoss', loss_weight=20.0, alpha=0.25, gamma=2.0),
+        loss_dice=dict(type='DiceLoss', loss_weight=1.0, eps=1.0),
+        matcher=dict(
+            type='HungarianMatcher',
+            match_costs=[
+                dict(type='ClassificationCost', weight=1.0),
+                dict(type='FocalLossCost', weight=20.0, alpha=0.25, gamma=2.0),
+                dict(type='DiceCost', weight=1.0, eps=1.0)
+            ]),
         # None: the fused C++/CUDA losses when the extension is built, else the reference.
         loss_impl=None,
         # None: exact full-resolution mask losses (the paper); e.g. 12544 for point sampling.
