@@ -1,13 +1,18 @@
-"""Time and peak memory of one whole MaskFormer training step: mmseg's own model vs. ours.
+"""Time and peak memory of one whole MaskFormer or Mask2Former training step: mmseg's vs. ours.
 
 Usage:
-    python tools/benchmark_train_step.py [--device cpu|cuda] [--quick]
-                                         [--out benchmarks/TRAIN_STEP.md]
+    python tools/benchmark_train_step.py [--model maskformer|mask2former] [--device cpu|cuda]
+                                         [--quick] [--out benchmarks/TRAIN_STEP.md]
 
-The paper's ADE20K R50 model (512² crops, 150 classes, 100 queries, 6 decoder layers with deep
-supervision), random weights, random images and Voronoi label maps with exactly the requested
-number of segments per image. One step = forward, matching, losses, backward and the recipe's
-optimiser step (AdamW, backbone lr ×0.1, gradient clipping at L2 norm 0.01). Rows:
+The paper's ADE20K R50 model (512² crops, 150 classes, 100 queries), random weights, random
+images and Voronoi label maps with exactly the requested number of segments per image. One step =
+forward, matching, losses, backward and the recipe's optimiser step (AdamW, backbone lr ×0.1,
+gradient clipping at L2 norm 0.01). ``--model maskformer`` (the default): MaskFormer, 6 decoder
+layers with deep supervision, exact full-resolution mask losses. ``--model mask2former``:
+Mask2Former, 9 masked-attention decoder layers with deep supervision on their predictions and the
+one before the first layer (10 prediction sets), matching and losses on 12544 points per mask.
+
+MaskFormer rows:
 
   peer       mmseg 1.2.2's own MaskFormer (``configs/maskformer/maskformer_r50-d32_8xb2-160k_
              ade20k-512x512.py`` of mmseg, mmdet 3.3's head, assigner and losses)
@@ -16,6 +21,17 @@ optimiser step (AdamW, backbone lr ×0.1, gradient clipping at L2 norm 0.01). Ro
   fused-pts  ours, ``loss_impl='fused'``, ``num_points=12544``
   floor      our network's forward and backward of a loss that touches every output but does no
              matching (the outputs' sum times 0), and the same optimiser step
+
+Mask2Former rows:
+
+  peer       mmseg 1.2.2's own Mask2Former (``configs/mask2former/mask2former_r50_8xb2-160k_
+             ade20k-512x512.py`` of mmseg, mmdet 3.3's head, assigner and losses; 12544 points)
+  fused      ours (the same-named config of this repository), ``loss_impl='fused'`` (12544
+             points)
+  reference  ours, ``loss_impl='reference'`` (12544 points)
+  floor      our network's forward and backward of a loss that touches every output of all 10
+             prediction sets but does no matching (their sum times 0), and the same optimiser
+             step
 
 Each row runs in a fresh subprocess so that its memory is its own. Peak memory is the most the
 tensors held at once (weights, gradients and AdamW state included): on CUDA
@@ -27,13 +43,20 @@ by more than the interpreter and libraries: glibc's malloc raises its mmap thres
 blocks are freed (up to 32 MiB), freed blocks below it stay in the heap, and how much of that
 heap stays resident depends on the order of allocations, not only on their sizes. Time is the
 median over ``--repeats`` steps after one warm-up step. A third table splits the steps into
-phases: forward (backbone and head), matching (our matcher / mmdet's assigner), losses (the rest
-of the loss computation), backward, optimiser.
+phases: forward (backbone and head), matching (our matcher / mmdet's assigner; for mmdet's
+Mask2Former its ``_get_targets_single``: the uniform points of the matching costs, the assigner
+and the targets, as our matcher samples its points too), losses (the rest of the loss
+computation), backward, optimiser.
 
 With ``--rounds R`` every row of a size runs R times, the rows taking turns (fused, floor, fused,
 floor, ...), so that a slow spell of a shared machine falls on all of them: times, memory and
 phases are then medians over the rounds, and a ratio is the median of the R per-round ratios,
 followed by their range.
+
+With ``--out FILE`` the tables of a model go to their own section of FILE, between
+``<!-- maskformer -->`` and ``<!-- /maskformer -->`` (or ``mask2former``), each with its command,
+machine and date: a run replaces its model's section and keeps the other's. A file without
+markers is one MaskFormer section (what this tool wrote before it had ``--model``).
 """
 import argparse
 import json
@@ -52,9 +75,15 @@ from mmseg_maskformer.utils.benchmarking import (machine_description, random_par
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TOOLS)
 
-CONFIG = 'configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
+MODELS = ('maskformer', 'mask2former')
+# The same path in mmseg's package (its .mim) and in this repository.
+CONFIGS = dict(maskformer='configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
+               mask2former='configs/mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py')
+TITLES = dict(maskformer='MaskFormer', mask2former='Mask2Former')
 POINTS = 12544
 IMPLS = ('peer', 'fused', 'reference', 'fused-pts', 'floor')
+MODEL_IMPLS = dict(maskformer=IMPLS,  # Mask2Former always samples points: no fused-pts row
+                   mask2former=('peer', 'fused', 'reference', 'floor'))
 PHASES = ('forward', 'matching', 'losses', 'backward', 'optimiser')
 MEMORY_LIMIT_BYTES = 16 * 2**30  # keeps a too-large CPU case from taking the machine down
 
@@ -63,7 +92,7 @@ MEMORY_LIMIT_BYTES = 16 * 2**30  # keeps a too-large CPU case from taking the ma
 # worker side
 
 
-def build_model(impl, device):
+def build_model(impl, device, model_name='maskformer'):
     """The model of the peer's or our config with random weights, and its optimiser wrapper."""
     from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
@@ -74,13 +103,14 @@ def build_model(impl, device):
     init_default_scope('mmseg')
     if impl == 'peer':
         cfg = Config.fromfile(os.path.join(os.path.dirname(__import__('mmseg').__file__), '.mim',
-                                           CONFIG))
+                                           CONFIGS[model_name]))
     else:
         import mmseg_maskformer.models  # noqa: F401  (what the config's custom_imports does)
-        cfg = Config.fromfile(os.path.join(REPO, CONFIG))
+        cfg = Config.fromfile(os.path.join(REPO, CONFIGS[model_name]))
         if impl != 'floor':  # the floor computes no loss: the config's defaults
             cfg.model.decode_head.loss_impl = 'reference' if impl == 'reference' else 'fused'
-            cfg.model.decode_head.num_points = POINTS if impl == 'fused-pts' else None
+            if model_name == 'maskformer':  # Mask2Former's config keeps its 12544 points
+                cfg.model.decode_head.num_points = POINTS if impl == 'fused-pts' else None
     cfg.model.backbone.init_cfg = None  # random weights, no download
     model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device).train()
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
@@ -147,13 +177,17 @@ class PhaseTimer:
                     backward=m['backward'] - m['losses'], optimiser=m['optimiser'] - m['backward'])
 
 
-def make_step(impl, model, optim_wrapper, images, samples, timer):
+def make_step(impl, model, optim_wrapper, images, samples, timer, model_name='maskformer'):
     head = model.decode_head
     if impl in ('peer', 'floor'):
         head.register_forward_hook(lambda *_: timer.mark('forward'))
     else:  # our loss runs the head layer by layer, then builds the targets
         timer.mark_before(head, 'segments_from_samples', 'forward')
-    if impl == 'peer':
+    if impl == 'peer' and model_name == 'mask2former':
+        # mmdet's Mask2Former samples the points of the matching costs (predictions and targets)
+        # before calling the assigner, as our matcher does inside match_layers.
+        timer.wrap_matching(head, '_get_targets_single')
+    elif impl == 'peer':
         timer.wrap_matching(head.assigner, 'assign')
     elif impl != 'floor':
         timer.wrap_matching(head.matcher, 'match_layers')
@@ -161,8 +195,10 @@ def make_step(impl, model, optim_wrapper, images, samples, timer):
     def step():
         timer.start()
         if impl == 'floor':
-            cls_logits, mask_logits = head(model.extract_feat(images), samples)
-            loss = (cls_logits.sum() + mask_logits.sum()) * 0
+            # MaskFormer: two (L, B, Q, ...) tensors; Mask2Former: two lists of 10 predictions.
+            outputs = head(model.extract_feat(images), samples)
+            loss = sum(t.sum() for part in outputs
+                       for t in (part if isinstance(part, (list, tuple)) else [part])) * 0
         else:
             loss, _ = model.parse_losses(model.loss(images, samples))
         timer.mark('losses')
@@ -212,9 +248,11 @@ def measure(spec):
     if device.type == 'cpu':
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     torch.manual_seed(0)
-    model, optim_wrapper = build_model(spec['impl'], device)
+    model_name = spec.get('model', 'maskformer')
+    model, optim_wrapper = build_model(spec['impl'], device, model_name)
     images, samples = make_batch(spec['batch'], spec['segments'], spec['size'], device)
-    step = make_step(spec['impl'], model, optim_wrapper, images, samples, PhaseTimer(device))
+    step = make_step(spec['impl'], model, optim_wrapper, images, samples, PhaseTimer(device),
+                     model_name)
     step()  # warm-up: allocator, AdamW state, lazily built buffers
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -261,25 +299,58 @@ def ratio(result, ref, key):
     return f'{result[key] / ref[key]:.2f}×'
 
 
-def legend_markdown():
-    """The module docstring's description of the rows, for the results file."""
-    rows, rest = __doc__.split('Rows:', 1)[1].strip('\n').split('\n\n', 1)
+def legend_markdown(model_name='maskformer'):
+    """The module docstring's description of a model's rows and of the measures, for the results
+    file."""
+    rows = __doc__.split(f'\n{TITLES[model_name]} rows:\n\n', 1)[1].split('\n\n', 1)[0]
+    rest = __doc__[__doc__.index('Each row runs'):__doc__.index('With ``--out FILE``')]
     return f'Rows:\n\n```text\n{textwrap.dedent(rows)}\n```\n\n{rest.strip()}'
+
+
+def section_markers(model_name):
+    return f'<!-- {model_name} -->', f'<!-- /{model_name} -->'
+
+
+def write_section(path, model_name, text):
+    """Writes ``text`` as ``model_name``'s section of ``path``: in place of that section where the
+    file has it, else before the first section of a later model (in the order of MODELS) or at the
+    end. The rest of the file stays as it is; a file without any marker is taken as one MaskFormer
+    section (the tool wrote only those before it had ``--model``)."""
+    old = open(path).read().strip() if os.path.exists(path) else ''
+    if old and not any(section_markers(m)[0] in old for m in MODELS):
+        old = '\n'.join((section_markers('maskformer')[0], old, section_markers('maskformer')[1]))
+    begin, end = section_markers(model_name)
+    block = f'{begin}\n{text.strip()}\n{end}'
+    if begin in old and end in old[old.index(begin):]:
+        start = old.index(begin)
+        new = old[:start] + block + old[old.index(end, start) + len(end):]
+    else:
+        later = [old.index(section_markers(m)[0]) for m in MODELS[MODELS.index(model_name) + 1:]
+                 if section_markers(m)[0] in old]
+        at = min(later) if later else len(old)
+        new = '\n\n'.join(part for part in (old[:at].rstrip(), block, old[at:].lstrip()) if part)
+    with open(path, 'w') as f:
+        f.write(new.rstrip() + '\n')
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', default='maskformer', choices=MODELS,
+                        help="the peer's and our model (default: maskformer)")
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--quick', action='store_true', help='B=1, 20 segments, 2 repeats')
     parser.add_argument('--batches', type=int, nargs='+', default=[2, 4])
     parser.add_argument('--segments', type=int, nargs='+', default=[20, 60])
     parser.add_argument('--size', type=int, default=512, help='square crop size')
-    parser.add_argument('--impls', nargs='+', default=list(IMPLS), choices=IMPLS)
+    parser.add_argument('--impls', nargs='+', choices=IMPLS,
+                        help='rows (default: all of the model: ' + '; '.join(
+                            f'{m}: {" ".join(MODEL_IMPLS[m])}' for m in MODELS) + ')')
     parser.add_argument('--repeats', type=int, default=3, help='timed steps after the warm-up')
     parser.add_argument('--rounds', type=int, default=1,
                         help='runs of every row, taking turns with the other rows of its size')
     parser.add_argument('--timeout', type=int, default=1800, help='seconds per row')
-    parser.add_argument('--out', help='also write the tables (markdown) to this file')
+    parser.add_argument('--out', help="also write the tables (markdown) to the model's section "
+                        'of this file')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -287,6 +358,12 @@ def main():
         return
     if args.quick:
         args.batches, args.segments, args.repeats = [1], [20], min(args.repeats, 2)
+    if args.impls is None:
+        args.impls = list(MODEL_IMPLS[args.model])
+    unknown = [impl for impl in args.impls if impl not in MODEL_IMPLS[args.model]]
+    if unknown:
+        parser.error(f'--model {args.model} has no row {" ".join(unknown)} (its rows: '
+                     f'{" ".join(MODEL_IMPLS[args.model])})')
 
     header = ('| B | segments | model | time | peak memory | time / peer | memory / peer | '
               'time / floor | memory / floor |\n|---|---|---|---|---|---|---|---|---|')
@@ -302,8 +379,8 @@ def main():
             runs = {impl: [] for impl in args.impls}
             for _ in range(args.rounds):
                 for impl in args.impls:
-                    spec = dict(impl=impl, batch=batch, segments=segments, size=args.size,
-                                device=args.device, repeats=args.repeats)
+                    spec = dict(impl=impl, model=args.model, batch=batch, segments=segments,
+                                size=args.size, device=args.device, repeats=args.repeats)
                     runs[impl].append(run_worker(__file__, spec, args.timeout))
             results = {impl: combine_rounds(impl_runs) for impl, impl_runs in runs.items()}
             peer, floor = results.get('peer'), results.get('floor')
@@ -326,13 +403,14 @@ def main():
               f'\n\nPer phase (medians):\n\n{phase_header}\n' + '\n'.join(phase_rows) + '\n')
     print('\n' + tables, flush=True)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(f'# Benchmark: one MaskFormer R50 training step ({args.device}, '
-                    f'{args.size}² crops)\n\n'
-                    f'Command: `python tools/benchmark_train_step.py {" ".join(sys.argv[1:])}`  \n'
-                    f'Machine: {machine_description(args.device)}  \n'
-                    f'Date: {time.strftime("%Y-%m-%d")}\n\n'
-                    f'{legend_markdown()}\n\n{header}\n' + '\n'.join(rows) + '\n\n' + tables)
+        write_section(args.out, args.model,
+                      f'# Benchmark: one {TITLES[args.model]} R50 training step ({args.device}, '
+                      f'{args.size}² crops)\n\n'
+                      f'Command: `python tools/benchmark_train_step.py {" ".join(sys.argv[1:])}`'
+                      f'  \nMachine: {machine_description(args.device)}  \n'
+                      f'Date: {time.strftime("%Y-%m-%d")}\n\n'
+                      f'{legend_markdown(args.model)}\n\n{header}\n' + '\n'.join(rows) +
+                      '\n\n' + tables)
 
 
 if __name__ == '__main__':

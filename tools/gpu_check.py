@@ -84,13 +84,18 @@ def loss_case(ops, device, dtype, num_masks, low, high):
     return dict(focal=focal, dice=dice, grad_logits=grad)
 
 
-def point_loss_case(ops, device, dtype, num_masks, num_points):
+# Mask2Former's mask loss and cost: the focal form with γ = 0 and no α weighting (BCE), weights 5/5.
+BCE = dict(alpha=-1.0, gamma=0.0)
+
+
+def point_loss_case(ops, device, dtype, num_masks, num_points, bce=False):
     g = _generator()
     logits = (4 * torch.randn(num_masks, num_points, generator=g)).to(device, dtype)
     targets = torch.rand(num_masks, num_points, generator=g).to(device)  # soft targets
     logits.requires_grad_()
-    focal, dice = ops.sigmoid_focal_dice_loss(logits, targets)
-    grad, = torch.autograd.grad(20 * focal.sum() + dice.sum(), logits)
+    focal, dice = ops.sigmoid_focal_dice_loss(logits, targets, **(BCE if bce else {}))
+    weight = 5 if bce else 20
+    grad, = torch.autograd.grad(weight * focal.sum() + dice.sum(), logits)
     return dict(focal=focal, dice=dice, grad_logits=grad)
 
 
@@ -101,11 +106,11 @@ def cost_case(ops, device, dtype, queries, segments, low, high):
     return dict(focal_cost=focal, dice_cost=dice)
 
 
-def point_cost_case(ops, device, dtype, queries, segments, num_points):
+def point_cost_case(ops, device, dtype, queries, segments, num_points, bce=False):
     g = _generator()
     logits = (4 * torch.randn(queries, num_points, generator=g)).to(device, dtype)
     targets = (torch.rand(segments, num_points, generator=g) > 0.5).to(device)
-    focal, dice = ops.pairwise_mask_costs(logits, targets)
+    focal, dice = ops.pairwise_mask_costs(logits, targets, **(BCE if bce else {}))
     return dict(focal_cost=focal, dice_cost=dice)
 
 
@@ -215,6 +220,10 @@ CASES = {
     'pairwise_mask_costs dense 256² (1024×2048 targets)':
         (cost_case, (100, 100, (256, 256), (1024, 2048)), (10, 6, (32, 64), (128, 256)), True),
     'pairwise_mask_costs points': (point_cost_case, (100, 400, POINTS), (10, 8, 500), True),
+    'sigmoid_focal_dice_loss points, BCE form (Mask2Former)':
+        (point_loss_case, (400, POINTS, True), (8, 500, True), True),
+    'pairwise_mask_costs points, BCE form (Mask2Former)':
+        (point_cost_case, (200, 100, POINTS, True), (10, 8, 500, True), True),
     'point_sample': (point_sample_case, (400, (128, 128), POINTS), (8, (32, 32), 500), True),
     'select_uncertain_points': (select_uncertain_case, (400, 3 * POINTS, 3 * POINTS // 4),
                                 (8, 1500, 375), True),

@@ -123,10 +123,15 @@ def parse_value(cell: str, unit: str):
 
 def read_benchmark_rows(markdown: str) -> List[dict]:
     """Rows of every table whose header starts with ``case | size | impl``, and of the training
-    step tables (``B | segments | model``, case 'training step', size 'B=…, M=…')."""
-    rows, header = [], None
+    step tables (``B | segments | model``, case 'training step', size 'B=…, M=…'; inside a
+    ``<!-- name -->`` … ``<!-- /name -->`` section, as tools/benchmark_train_step.py writes one per
+    model, case 'training step (name)')."""
+    rows, header, section = [], None, None
     with open(markdown) as f:
         for line in f:
+            marker = re.fullmatch(r'<!-- (/?)([\w-]+) -->', line.strip())
+            if marker:
+                section = None if marker.group(1) else marker.group(2)
             if not line.startswith('|'):
                 header = None
                 continue
@@ -136,7 +141,8 @@ def read_benchmark_rows(markdown: str) -> List[dict]:
             elif header and not set(line.strip()) <= set('|-: '):
                 row = dict(zip(header, cells))
                 if 'model' in row:
-                    row.update(case='training step', size=f'B={row["B"]}, M={row["segments"]}',
+                    case = f'training step ({section})' if section else 'training step'
+                    row.update(case=case, size=f'B={row["B"]}, M={row["segments"]}',
                                impl=row['model'])
                 if 'time' in row:  # the per-phase tables have no time column
                     rows.append(row)

@@ -1,22 +1,7 @@
-# A tiny Mask2Former for the built-in Shapes data, trained with the schedule of the tiny MaskFormer
-# (configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py) for a like-for-like comparison:
-# the same ResNet-18 with 16 base channels, a 2-layer deformable-attention pixel decoder and a
-# 6-layer masked-attention decoder, 64 wide, 20 queries. Losses and matching are Mask2Former's
-# (CE 2, BCE 5, dice 5 on sampled points); 784 points per mask keep the official ratio of points
-# to mask-logit pixels (12544 for 128² logits of 512² crops).
-_base_ = '../maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py'
-model = dict(
-    decode_head=dict(
-        _delete_=True,
-        type='mmseg_maskformer.Mask2FormerHead',
-        in_channels=[16, 32, 64, 128],
-        in_index=[0, 1, 2, 3],
-        num_classes=6,
-        num_queries=20,
-        pixel_decoder=dict(type='MSDeformAttnPixelDecoder', feat_channels=64,
-                           num_encoder_layers=2, num_heads=4, feedforward_channels=256,
-                           num_groups=16),
-        mask_channels=64,
-        transformer_decoder=dict(num_layers=6, embed_dims=64, num_heads=4,
-                                 feedforward_channels=256, dropout=0.0),
-        num_points=784))
+# A tiny Mask2Former on the built-in Shapes data, trained with the schedule of the tiny MaskFormer
+# (configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-128x128.py) for a like-for-like comparison.
+_base_ = [
+    '../_base_/models/mask2former_r18-tiny.py', '../_base_/datasets/shapes.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_shapes_2k.py'
+]
+tta_model = dict(type='mmseg_maskformer.MaskFormerTTAModel')

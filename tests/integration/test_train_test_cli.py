@@ -177,16 +177,37 @@ def test_panoptic_config_trains_tests_and_draws(data_root, tmp_path):
     assert len(list(panels.glob('*.png'))) == 2
 
 
+MASK2FORMER_CONFIG = os.path.join(REPO, 'configs', 'mask2former',
+                                  'mask2former_r18-tiny_1xb8-2k_shapes-128x128.py')
+
+
 def test_mask2former_shapes_config_trains_and_tests(data_root, tmp_path):
-    config = os.path.join(REPO, 'configs', 'mask2former',
-                          'mask2former_r18-tiny_1xb8-2k_shapes-128x128.py')
-    run_in_process('train', [config, '--work-dir', str(tmp_path), '--cfg-options'] +
+    run_in_process('train', [MASK2FORMER_CONFIG, '--work-dir', str(tmp_path), '--cfg-options'] +
                    tiny_options(data_root, 2))
-    out = run(['tools/test.py', config, os.path.join(str(tmp_path), 'iter_2.pth'), '--work-dir',
+    checkpoint = os.path.join(str(tmp_path), 'iter_2.pth')
+    out = run(['tools/test.py', MASK2FORMER_CONFIG, checkpoint, '--work-dir',
                str(tmp_path / 'test'), '--out', str(tmp_path / 'pred'), '--cfg-options'] +
               tiny_options(data_root, 2))
     assert printed_miou(out) == pytest.approx(
         miou_of_saved_predictions(tmp_path / 'pred', data_root), abs=0.006)
+    # Multi-scale + flip with the averaging merge, as for MaskFormer.
+    tta = run_in_process('test', [MASK2FORMER_CONFIG, checkpoint, '--tta', '--work-dir',
+                                  str(tmp_path / 'tta-test'), '--out', str(tmp_path / 'tta'),
+                                  '--cfg-options'] + tiny_options(data_root, 2))['mIoU']
+    assert tta == pytest.approx(miou_of_saved_predictions(tmp_path / 'tta', data_root), abs=0.006)
+
+
+def test_mask2former_panoptic_config_trains_and_reports_pq(data_root, tmp_path):
+    config = MASK2FORMER_CONFIG.replace('shapes-128x128', 'shapes-panoptic-128x128')
+    run_in_process('train', [config, '--work-dir', str(tmp_path), '--cfg-options'] +
+                   tiny_options(data_root, 2))
+    out_dir = tmp_path / 'pred'
+    metrics = run_in_process('test', [config, os.path.join(str(tmp_path), 'iter_2.pth'),
+                                      '--work-dir', str(tmp_path / 'test'), '--out', str(out_dir),
+                                      '--cfg-options'] + tiny_options(data_root, 2))
+    assert {'PQ', 'PQ_th', 'PQ_st', 'mIoU'} <= set(metrics)
+    with open(out_dir / 'panoptic.json') as f:
+        assert len(json.load(f)['annotations']) == 4
 
 
 def test_without_extension_a_training_step_runs_with_one_warning(tmp_path):

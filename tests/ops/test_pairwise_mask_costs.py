@@ -77,3 +77,17 @@ def test_backward_raises(fused, randn, make_targets):
     focal_cost, dice_cost = fused.pairwise_mask_costs(logits, make_targets('bool', (2, 8, 8)))
     with pytest.raises(RuntimeError, match='no backward'):
         (focal_cost + dice_cost).sum().backward()
+
+
+def test_bce_form_equals_official_pairwise_cross_entropy(fused, randn, make_targets):
+    """Mask2Former's matching cost (official ``batch_sigmoid_ce_loss``): the mean over points of
+    BCE(x, 1) t + BCE(x, 0) (1 − t), written here with torch's BCE, against the op with γ = 0 and
+    no α weighting."""
+    logits = randn((9, 50), scale=4.0)
+    targets = make_targets('soft', (6, 50))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    pos = bce(logits, torch.ones_like(logits), reduction='none')
+    neg = bce(logits, torch.zeros_like(logits), reduction='none')
+    expected = (pos @ targets.T + neg @ (1 - targets).T) / logits.shape[1]
+    cost, _ = fused.pairwise_mask_costs(logits, targets, alpha=-1.0, gamma=0.0)
+    torch.testing.assert_close(cost, expected, rtol=1e-5, atol=1e-5)

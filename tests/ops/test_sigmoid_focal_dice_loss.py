@@ -177,3 +177,55 @@ def test_only_one_output_used(fused, randn, make_targets):
     x = logits.detach().requires_grad_()
     ref_grad, = torch.autograd.grad(reference.sigmoid_focal_dice_loss(x, targets)[0].sum(), x)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
+
+
+# Mask2Former's mask loss: the op with gamma=0 and no α weighting is binary cross-entropy.
+BCE = dict(alpha=-1.0, gamma=0.0)
+
+
+@pytest.mark.parametrize('logit_shape, target_size', [((3, 17, 13), (17, 13)), ((4, 7, 9), (23, 31)),
+                                                      ((5, 37), None)], ids=['dense', 'upsample',
+                                                                             'points'])
+def test_bce_form_equals_torch_binary_cross_entropy(fused, randn, make_targets, logit_shape,
+                                                    target_size):
+    """Against ``F.binary_cross_entropy_with_logits`` (per-mask mean), value and gradient, with
+    the logits bilinearly upsampled first as in the dense form."""
+    logits = randn(logit_shape, scale=4.0)
+    targets = make_targets('soft', logit_shape[:1] + (target_size or logit_shape[1:]))
+
+    def fused_bce(x, t):
+        loss = fused.sigmoid_focal_dice_loss(x, t, **BCE)[0]
+        return loss, torch.zeros_like(loss)
+
+    def torch_bce(x, t):
+        if x.dim() == 3:
+            x = torch.nn.functional.interpolate(x[:, None], size=t.shape[-2:], mode='bilinear',
+                                                align_corners=False)[:, 0]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(x, t.to(x.dtype),
+                                                                   reduction='none')
+        loss = bce.flatten(1).mean(1)
+        return loss, torch.zeros_like(loss)
+
+    loss, _, grad = _grads(fused_bce, logits, targets)
+    expected, _, expected_grad = _grads(torch_bce, logits, targets)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-4,
+                               atol=1e-4 * expected_grad.abs().max().item())
+
+
+@pytest.mark.parametrize('shape', [(3, 6, 5), (4, 9)], ids=['dense', 'points'])
+def test_gradcheck_bce_form(fused, randn, make_targets, shape):
+    logits = randn(shape, dtype=torch.float64, scale=2.0).requires_grad_()
+    targets = make_targets('soft', shape if len(shape) == 2 else (3, 11, 9)).double()
+    assert torch.autograd.gradcheck(
+        lambda x: fused.sigmoid_focal_dice_loss(x, targets, **BCE), (logits, ))
+
+
+def test_bce_form_gradients_at_mask2former_size(fused, randn, make_targets):
+    """200 masks × 12544 points (Mask2Former's sampled losses), against the reference's autograd."""
+    logits = randn((200, 12544), scale=4.0)
+    targets = make_targets('float', (200, 12544))
+    got = _grads(fused.sigmoid_focal_dice_loss, logits, targets, **BCE)
+    ref = _grads(reference.sigmoid_focal_dice_loss, logits, targets, **BCE)
+    torch.testing.assert_close(got[:2], ref[:2], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[2], ref[2], rtol=1e-4, atol=1e-4 * ref[2].abs().max().item())

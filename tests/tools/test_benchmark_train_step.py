@@ -1,4 +1,4 @@
-"""tools/benchmark_train_step.py in its quick mode, on small crops."""
+"""tools/benchmark_train_step.py in its quick mode, on small crops, for both models."""
 import os
 import re
 import subprocess
@@ -18,20 +18,18 @@ def _bench():
     return bench
 
 
-@pytest.mark.needs_extension
-def test_quick_table(tmp_path):
-    out = tmp_path / 'train_step.md'
-    result = subprocess.run(
-        [sys.executable, SCRIPT, '--device', 'cpu', '--quick', '--size', '128', '--repeats', '1',
-         '--impls', 'peer', 'fused', 'floor', '--out', str(out)],
-        capture_output=True, text=True, timeout=600,
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=600,
         env=dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1'))
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = out.read_text()
+
+
+def _check_report(report, impls):
+    """The three tables of a ``--quick`` run (B = 1, 20 segments) of ``impls`` in ``report``."""
     row_pattern = (r'^\| 1 \| 20 \| (\S+) \| ([\d.]+) s \| ([\d.]+) GiB \| (\S+) \| (\S+) \| '
                    r'(\S+) \| (\S+) \|$')
     rows = {m.group(1): m for m in re.finditer(row_pattern, report, re.M)}
-    assert set(rows) == {'peer', 'fused', 'floor'}, report
+    assert set(rows) == set(impls), report
     for impl, row in rows.items():
         time_s, peak = float(row.group(2)), float(row.group(3))
         assert time_s > 0 and peak > 0.1, row.group(0)  # the process holds at least R50 + AdamW
@@ -42,19 +40,93 @@ def test_quick_table(tmp_path):
     assert rows['peer'].group(4) == '1.00×' and rows['floor'].group(6) == '1.00×'
     phases = {m.group(1): [float(v) for v in m.group(2).split(' s | ')] for m in re.finditer(
         r'^\| 1 \| 20 \| (\S+) \| ([-\d. s|]+) s \|$', report, re.M)}
-    assert set(phases) == {'peer', 'fused', 'floor'}, report
+    assert set(phases) == set(impls), report
     assert phases['floor'][1] == 0  # no matching in the floor
     assert phases['fused'][1] > 0 and phases['peer'][1] > 0  # matcher / assigner were timed
-    assert all(v >= 0 for impl in ('fused', 'floor') for v in phases[impl]), phases
+    assert all(v >= 0 for impl in impls if impl != 'peer' for v in phases[impl]), phases
     process = {m.group(1): m for m in re.finditer(
         r'^\| 1 \| 20 \| (\S+) \| ([\d.]+) GiB \| (\S+) \| (\S+) \|$', report, re.M)}
-    assert set(process) == {'peer', 'fused', 'floor'}, report
+    assert set(process) == set(impls), report
     for impl, row in process.items():
         # The resident set holds the interpreter and libraries besides the tensors.
         assert float(row.group(2)) > 0.1, row.group(0)
         assert float(row.group(4)[:-1]) == pytest.approx(
             float(row.group(2)) / float(process['floor'].group(2)), abs=0.02), row.group(0)
     assert process['peer'].group(3) == '1.00×' and process['floor'].group(4) == '1.00×'
+
+
+@pytest.mark.needs_extension
+def test_quick_table(tmp_path):
+    out = tmp_path / 'train_step.md'
+    result = _run('--device', 'cpu', '--quick', '--size', '128', '--repeats', '1',
+                  '--impls', 'peer', 'fused', 'floor', '--out', str(out))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    report = out.read_text()
+    assert report.startswith('<!-- maskformer -->\n# Benchmark: one MaskFormer R50 training step')
+    _check_report(report, ('peer', 'fused', 'floor'))
+
+
+@pytest.mark.needs_extension
+def test_quick_table_mask2former(tmp_path):
+    """The Mask2Former rows, into the Mask2Former section of a file that has a MaskFormer one.
+    (``reference`` differs from ``fused`` only in the config's ``loss_impl``: left out, as in
+    test_quick_table, to keep the test short.)"""
+    out = tmp_path / 'train_step.md'
+    out.write_text('# MaskFormer results\n\n| B | segments | model |\n')  # written before --model
+    result = _run('--model', 'mask2former', '--device', 'cpu', '--quick', '--size', '64',
+                  '--repeats', '1', '--impls', 'peer', 'fused', 'floor', '--out', str(out))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    report = out.read_text()
+    maskformer, mask2former = report.split('<!-- /maskformer -->\n\n')
+    assert maskformer == '<!-- maskformer -->\n# MaskFormer results\n\n| B | segments | model |\n'
+    assert mask2former.startswith('<!-- mask2former -->\n# Benchmark: one Mask2Former R50 training '
+                                  'step (cpu, 64² crops)\n\nCommand: `python tools/benchmark_'
+                                  'train_step.py --model mask2former ')
+    assert mask2former.endswith('<!-- /mask2former -->\n')
+    assert 'Mask2Former (``configs/mask2former/' in mask2former and 'fused-pts' not in mask2former
+    _check_report(mask2former, ('peer', 'fused', 'floor'))
+
+
+def test_mask2former_has_no_fused_pts_row():
+    result = _run('--model', 'mask2former', '--impls', 'fused', 'fused-pts')
+    assert result.returncode == 2 and 'has no row fused-pts' in result.stderr, result.stderr
+
+
+def test_write_section_replaces_only_its_model(tmp_path):
+    bench = _bench()
+    out = tmp_path / 'TRAIN_STEP.md'
+    bench.write_section(str(out), 'mask2former', '# M2F 1\n')
+    assert out.read_text() == '<!-- mask2former -->\n# M2F 1\n<!-- /mask2former -->\n'
+    bench.write_section(str(out), 'maskformer', '# MF 1')  # goes before the later model
+    bench.write_section(str(out), 'mask2former', '# M2F 2')
+    two = ('<!-- maskformer -->\n# MF 1\n<!-- /maskformer -->\n\n'
+           '<!-- mask2former -->\n# M2F 2\n<!-- /mask2former -->\n')
+    assert out.read_text() == two
+    bench.write_section(str(out), 'maskformer', '# MF 2\n\ntable')
+    assert out.read_text() == two.replace('# MF 1', '# MF 2\n\ntable')
+    # A file from before --model is one MaskFormer section: replaced by a MaskFormer run ...
+    out.write_text('# old MaskFormer results\n')
+    bench.write_section(str(out), 'maskformer', '# MF 3')
+    assert out.read_text() == '<!-- maskformer -->\n# MF 3\n<!-- /maskformer -->\n'
+    # ... and kept by a Mask2Former run.
+    out.write_text('# old MaskFormer results\n')
+    bench.write_section(str(out), 'mask2former', '# M2F 3')
+    assert out.read_text() == ('<!-- maskformer -->\n# old MaskFormer results\n'
+                               '<!-- /maskformer -->\n\n'
+                               '<!-- mask2former -->\n# M2F 3\n<!-- /mask2former -->\n')
+
+
+def test_legend_of_each_model():
+    bench = _bench()
+    maskformer, mask2former = bench.legend_markdown('maskformer'), bench.legend_markdown(
+        'mask2former')
+    assert 'fused-pts' in maskformer and 'fused-pts' not in mask2former
+    assert "mmseg 1.2.2's own MaskFormer" in maskformer
+    assert "mmseg 1.2.2's own Mask2Former" in mask2former and 'all 10' in mask2former
+    for legend in (maskformer, mask2former):
+        assert legend.startswith('Rows:\n\n```text\npeer ')
+        assert 'Mask2Former rows' not in legend and '--out FILE' not in legend
+        assert legend.endswith('followed by their range.')
 
 
 def test_rounds_give_medians_and_per_round_ratios():

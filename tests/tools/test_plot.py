@@ -84,3 +84,22 @@ def test_training_step_table_becomes_one_chart(tmp_path):
     assert plot.parse_value(rows[2]['time'], 'ms') is None
     written = plot.plot_benchmark(str(table), str(tmp_path))
     assert [p.rsplit('/', 1)[1] for p in written] == ['TRAIN_STEP_training_step.png']
+
+
+def test_training_step_sections_become_one_chart_per_model(tmp_path):
+    # tools/benchmark_train_step.py writes one marked section per --model into one file.
+    table = tmp_path / 'TRAIN_STEP.md'
+    rows = ('| B | segments | model | time | peak memory |\n|---|---|---|---|---|\n'
+            '| 2 | 20 | peer | {} s | 1.00 GiB |\n| 2 | 20 | fused | 1.000 s | 0.50 GiB |\n')
+    table.write_text('<!-- maskformer -->\n# MaskFormer\n\n' + rows.format('3.000') +
+                     '<!-- /maskformer -->\n\n<!-- mask2former -->\n# Mask2Former\n\n' +
+                     rows.format('4.000') + '<!-- /mask2former -->\n')
+    read = plot.read_benchmark_rows(str(table))
+    assert [(r['case'], r['impl'], r['time']) for r in read] == [
+        ('training step (maskformer)', 'peer', '3.000 s'),
+        ('training step (maskformer)', 'fused', '1.000 s'),
+        ('training step (mask2former)', 'peer', '4.000 s'),
+        ('training step (mask2former)', 'fused', '1.000 s')]
+    written = plot.plot_benchmark(str(table), str(tmp_path))
+    assert [p.rsplit('/', 1)[1] for p in written] == [
+        'TRAIN_STEP_training_step_maskformer.png', 'TRAIN_STEP_training_step_mask2former.png']
