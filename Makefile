@@ -7,7 +7,7 @@ CUDA_VENV ?= .venv-cuda
 # make test: parallel test processes (the tests run single-threaded), one per core, at most 4
 TEST_WORKERS ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup demo demo-baseline demo-panoptic test check-install check-cuda benchmark clean
+.PHONY: setup demo demo-baseline demo-panoptic demo-mask2former test check-install check-cuda benchmark clean
 
 setup:
 	bash tools/setup_env.sh
@@ -20,6 +20,9 @@ demo-baseline: setup
 
 demo-panoptic: setup
 	bash tools/demo.sh configs/maskformer/maskformer_r18-tiny_1xb8-2k_shapes-panoptic-128x128.py work_dirs/demo-panoptic
+
+demo-mask2former: setup
+	bash tools/demo.sh configs/mask2former/mask2former_r18-tiny_1xb8-2k_shapes-128x128.py work_dirs/demo-mask2former
 
 test: setup
 	MMSEG_MASKFORMER_REQUIRE_EXTENSION=1 $(PYTHON) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile

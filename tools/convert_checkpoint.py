@@ -1,20 +1,24 @@
-"""Convert a released MaskFormer (official or Hugging Face) into an mmseg checkpoint.
+"""Convert a released MaskFormer or Mask2Former (official or Hugging Face) into an mmseg checkpoint.
 
     python tools/convert_checkpoint.py MODEL.pkl OUT_DIR --config CONFIG [--name NAME]
     python tools/convert_checkpoint.py HF_DIR OUT_DIR [--name NAME]
 
 The source is detected from the input:
 
-- a ``.pkl`` / ``.pth`` file of the official facebookresearch/MaskFormer release (or trained with
-  the official code): ``--config`` names the mmseg config of the same model (e.g.
-  ``configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py``); the converted weights
+- a ``.pkl`` / ``.pth`` file of the official facebookresearch/MaskFormer or
+  facebookresearch/Mask2Former release (or trained with the official code), told apart by its key
+  names (``sem_seg_head.predictor.transformer.decoder.layers.*`` for MaskFormer,
+  ``sem_seg_head.predictor.transformer_cross_attention_layers.*`` for Mask2Former): ``--config``
+  names the mmseg config of the same model (e.g.
+  ``configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py`` or
+  ``configs/mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py``); the converted weights
   are checked against the model it builds (every missing, unexpected or differently shaped tensor
   is named) and written to ``OUT_DIR/NAME.pth``, with the class names and colours of the config's
   test dataset (its data need not be on disk). The file is read without running code from it.
 - a local ``save_pretrained`` directory of a transformers ``MaskFormerForInstanceSegmentation``
-  (ResNet or Swin backbone) or ``Mask2FormerForUniversalSegmentation`` (ResNet backbone), told
-  apart by ``model_type`` in its ``config.json`` (nothing is downloaded): writes ``OUT_DIR/NAME.py``
-  (a full mmseg config) and ``OUT_DIR/NAME.pth``.
+  or ``Mask2FormerForUniversalSegmentation`` (ResNet or Swin backbone), told apart by
+  ``model_type`` in its ``config.json`` (nothing is downloaded): writes ``OUT_DIR/NAME.py`` (a full
+  mmseg config) and ``OUT_DIR/NAME.pth``.
 
 The ``.pth`` holds ``{'state_dict', 'meta'}`` for ``tools/test.py``, ``tools/infer.py`` or
 ``mmseg.apis.init_model``; ``meta.dataset_meta`` names the classes (``classes``, ``palette``, and
@@ -34,11 +38,14 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 OFFICIAL_EXTENSIONS = ('.pkl', '.pth')
+# Official model -> the head of its mmseg config.
+OFFICIAL_HEADS = {'MaskFormer': 'MaskFormerHead', 'Mask2Former': 'Mask2FormerHead'}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Convert an official or Hugging Face MaskFormer checkpoint to MMSegmentation')
+        description='Convert an official or Hugging Face MaskFormer / Mask2Former checkpoint to '
+        'MMSegmentation')
     parser.add_argument('source', help='official .pkl / .pth file, or a local directory written '
                         'by transformers save_pretrained')
     parser.add_argument('out_dir', help='directory for NAME.pth (and NAME.py for HF sources)')
@@ -106,16 +113,31 @@ def convert_official(path, config_path, out_dir, name):
     from mmseg.registry import MODELS
 
     from mmseg_maskformer.converters import (check_state_dict_fits, config_dataset_meta,
-                                             convert_official_maskformer)
+                                             convert_official_mask2former,
+                                             convert_official_maskformer, load_checkpoint_file,
+                                             official_model_type)
     if config_path is None:
-        sys.exit(f'{path} is an official MaskFormer checkpoint: pass --config with the mmseg '
-                 'config of the same model (see configs/maskformer/)')
+        sys.exit(f'{path} is an official MaskFormer / Mask2Former checkpoint: pass --config with '
+                 'the mmseg config of the same model (see configs/maskformer/ and '
+                 'configs/mask2former/)')
     cfg = Config.fromfile(config_path)
     try:
         dataset_meta = config_dataset_meta(cfg)
     except ValueError as error:
         sys.exit(f'{config_path}: {error}')
-    state_dict = convert_official_maskformer(path)
+    checkpoint = load_checkpoint_file(path)
+    try:
+        model_type = official_model_type(checkpoint)
+    except ValueError as error:
+        sys.exit(f'{path}: {error}')
+    head = str(cfg.model.get('decode_head', {}).get('type', '')).split('.')[-1]
+    if head in set(OFFICIAL_HEADS.values()) - {OFFICIAL_HEADS[model_type]}:
+        sys.exit(f'{path} is an official {model_type} checkpoint, but {config_path} builds a '
+                 f'{head}: pass a config with {OFFICIAL_HEADS[model_type]} (see '
+                 f'configs/{model_type.lower()}/)')
+    convert = (convert_official_mask2former if model_type == 'Mask2Former' else
+               convert_official_maskformer)
+    state_dict = convert(checkpoint)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     check_state_dict_fits(state_dict, MODELS.build(cfg.model))
     meta = dict(dataset_meta=dataset_meta, converted_from=osp.abspath(path),

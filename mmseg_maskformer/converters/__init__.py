@@ -1,5 +1,5 @@
-"""Converters of third-party MaskFormer checkpoints into this project's mmseg models, and the
-``dataset_meta`` (class names, colours) a checkpoint carries."""
+"""Converters of third-party MaskFormer and Mask2Former checkpoints into this project's mmseg
+models, and the ``dataset_meta`` (class names, colours) a checkpoint carries."""
 import importlib
 
 # Each name is imported from its module on first use: the Hugging Face converter needs
@@ -10,8 +10,10 @@ _MODULE_OF = {
     'config_dataset_meta': 'dataset_meta',
     'convert_hf_mask2former': 'hf_mask2former',
     'convert_hf_maskformer': 'hf',
+    'convert_official_mask2former': 'official_mask2former',
     'convert_official_maskformer': 'official',
     'load_checkpoint_file': 'checkpoint_files',
+    'official_model_type': 'official_mask2former',
     'random_palette': 'dataset_meta',
 }
 __all__ = sorted(_MODULE_OF)

@@ -97,12 +97,7 @@ def check_supported(config) -> None:
         raise ValueError(f'cannot convert HF MaskFormer: backbone_config.model_type='
                          f'{backbone_type!r}, only {sorted(REQUIRED_BACKBONE_FIELDS)} are '
                          'supported')
-    for field, required in REQUIRED_FIELDS + REQUIRED_BACKBONE_FIELDS[backbone_type]:
-        value = _field(config, field)
-        if not (required(value) if callable(required) else
-                _normalise(value) == _normalise(required)):
-            raise ValueError(f'cannot convert HF MaskFormer: {field}={value!r} is not supported'
-                             + ('' if callable(required) else f', only {required!r}'))
+    check_fields(config, REQUIRED_FIELDS + REQUIRED_BACKBONE_FIELDS[backbone_type], 'MaskFormer')
     if backbone_type == 'resnet':
         _check_resnet_widths(config.backbone_config)
     if getattr(config.decoder_config, 'auxiliary_loss', False):
@@ -110,6 +105,17 @@ def check_supported(config) -> None:
                       'of every decoder layer into the next one; the converted model follows the '
                       'official MaskFormer (normed copies only for deep supervision), so its '
                       'outputs will differ from this HF model\'s')
+
+
+def check_fields(config, fields, model_name: str) -> None:
+    """Raise ``ValueError`` naming the first ``(field, required)`` of ``fields`` the HF config does
+    not meet; ``required`` is the needed value or a predicate of the value."""
+    for field, required in fields:
+        value = _field(config, field)
+        if not (required(value) if callable(required) else
+                _normalise(value) == _normalise(required)):
+            raise ValueError(f'cannot convert HF {model_name}: {field}={value!r} is not supported'
+                             + ('' if callable(required) else f', only {required!r}'))
 
 
 def backbone_kind(config) -> str:
@@ -164,12 +170,16 @@ def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]
                 dropout=decoder.dropout),
             # HF projects the stride-32 feature exactly when its width differs from d_model.
             enforce_input_project=False,
+            loss_cls=dict(type='CrossEntropyLoss', loss_weight=config.cross_entropy_weight,
+                          no_object_weight=config.no_object_weight),
+            loss_mask=dict(type='FocalLoss', loss_weight=config.mask_weight, alpha=0.25,
+                           gamma=2.0),
+            loss_dice=dict(type='DiceLoss', loss_weight=config.dice_weight, eps=1.0),
             # HF's matcher: class cost 1, mask and dice costs equal to the loss weights.
-            matcher=dict(type='HungarianMatcher', cost_class=1.0, cost_focal=config.mask_weight,
-                         cost_dice=config.dice_weight),
-            criterion=dict(class_weight=config.cross_entropy_weight, mask_weight=config.mask_weight,
-                           dice_weight=config.dice_weight,
-                           no_object_weight=config.no_object_weight),
+            matcher=dict(type='HungarianMatcher', match_costs=[
+                dict(type='ClassificationCost', weight=1.0),
+                dict(type='FocalLossCost', weight=config.mask_weight, alpha=0.25, gamma=2.0),
+                dict(type='DiceCost', weight=config.dice_weight, eps=1.0)]),
             deep_supervision=config.use_auxiliary_loss,
             ignore_index=255),
         train_cfg=dict(),

@@ -1,21 +1,25 @@
-"""Hugging Face ``Mask2FormerForUniversalSegmentation`` (bottleneck ResNet backbone) -> our
-``MaskFormerSegmentor`` with a :class:`~mmseg_maskformer.models.Mask2FormerHead`.
+"""Hugging Face ``Mask2FormerForUniversalSegmentation`` (bottleneck ResNet or Swin backbone) ->
+our ``MaskFormerSegmentor`` with a :class:`~mmseg_maskformer.models.Mask2FormerHead`.
 
-A renaming table, as for MaskFormer (:mod:`.hf`): the backbone keys are those of HF's MaskFormer
-(``model.pixel_level_module.encoder``), the pixel decoder and transformer module map one to one,
-HF's separate self-attention q/k/v projections are concatenated into ``in_proj_weight``.
+A renaming table, as for MaskFormer (:mod:`.hf`): the ResNet keys are those of HF's MaskFormer
+(``model.pixel_level_module.encoder``); a Swin backbone is transformers' ``SwinBackbone`` (separate
+q/k/v projections, packed here into mmseg's ``qkv``; its stage outputs before patch merging, each
+through ``hidden_states_norms.stage{i}``, as the official ``D2SwinTransformer`` and mmseg's Swin);
+the head maps one to one (:func:`~.key_mapping.mask2former_head_sources`, shared with the official
+converter), HF's separate self-attention q/k/v projections concatenated into ``in_proj_weight``.
 """
+import math
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
-from .hf import (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, REQUIRED_BACKBONE_FIELDS,
-                 _check_resnet_widths, _field, _normalise, backbone_config, backbone_kind,
-                 data_preprocessor_config, stage_channels)
-from .key_mapping import HF_BACKBONE, LINEAR, Source, apply_key_map, resnet_sources
+import torch
 
-HF_PIXEL_DECODER = 'model.pixel_level_module.decoder'
-HF_TRANSFORMER = 'model.transformer_module'
-OURS_PIXEL_DECODER = 'decode_head.pixel_decoder'
-OURS_DECODER = 'decode_head.transformer_decoder'
+from .hf import (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, REQUIRED_BACKBONE_FIELDS,
+                 _check_resnet_widths, backbone_config, backbone_kind, check_fields,
+                 data_preprocessor_config, stage_channels)
+from .key_mapping import (HF_BACKBONE, HF_TRANSFORMER, LINEAR, MASK2FORMER_LEVELS, OURS_BACKBONE,
+                          Derived, Source, apply_key_map, mask2former_head_sources,
+                          resnet_sources, unfold_order_norm, unfold_order_reduction)
+
 # (HF config field, value the converted model needs).
 REQUIRED_FIELDS = (
     ('pre_norm', False),  # the official decoder is post-norm
@@ -24,20 +28,30 @@ REQUIRED_FIELDS = (
     ('activation_function', 'relu'),
 )
 HF_IGNORED_KEYS = ('criterion.empty_weight', )
+HF_SWIN = f'{HF_BACKBONE}.swin'
+# SwinModel's final LayerNorm: SwinBackbone returns the stage outputs through its
+# hidden_states_norms instead (the official model has no such norm).
+HF_SWIN_IGNORED_KEYS = tuple(f'{HF_SWIN}.layernorm.{name}' for name in LINEAR)
+# Swin block modules besides attention: (ours, HF SwinLayer); 'proj' is inside ``attn.w_msa``.
+HF_SWIN_BLOCK_PARTS = (
+    ('norm1', 'layernorm_before'),
+    ('attn.w_msa.proj', 'attention.o_proj'),
+    ('norm2', 'layernorm_after'),
+    ('ffn.layers.0.0', 'mlp.fc1'),
+    ('ffn.layers.1', 'mlp.fc2'),
+)
+RELATIVE_POSITION_INDEX = 'relative_position_index'
 
 
 def check_supported(config) -> None:
     """Raise ``ValueError`` naming the first HF config field the converted model cannot match."""
     kind = backbone_kind(config)
-    if kind != 'resnet':
+    if kind not in REQUIRED_BACKBONE_FIELDS:
         raise ValueError(f'cannot convert HF Mask2Former: backbone_config.model_type={kind!r}, '
-                         "only 'resnet' is supported so far")
-    for field, required in REQUIRED_FIELDS + REQUIRED_BACKBONE_FIELDS['resnet']:
-        value = _field(config, field)
-        if _normalise(value) != _normalise(required):
-            raise ValueError(f'cannot convert HF Mask2Former: {field}={value!r} is not '
-                             f'supported, only {required!r}')
-    _check_resnet_widths(config.backbone_config)
+                         f'only {sorted(REQUIRED_BACKBONE_FIELDS)} are supported')
+    check_fields(config, REQUIRED_FIELDS + REQUIRED_BACKBONE_FIELDS[kind], 'Mask2Former')
+    if kind == 'resnet':
+        _check_resnet_widths(config.backbone_config)
 
 
 def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]) -> dict:
@@ -65,13 +79,15 @@ def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]
                                      feedforward_channels=config.dim_feedforward,
                                      dropout=config.dropout),
             enforce_input_project=config.enforce_input_projection,
-            matcher=dict(type='HungarianMatcher', cost_class=config.class_weight,
-                         cost_focal=config.mask_weight, cost_dice=config.dice_weight,
-                         focal_alpha=-1, focal_gamma=0.0),
-            criterion=dict(class_weight=config.class_weight, mask_weight=config.mask_weight,
-                           dice_weight=config.dice_weight,
-                           no_object_weight=config.no_object_weight, focal_alpha=-1,
-                           focal_gamma=0.0),
+            loss_cls=dict(type='CrossEntropyLoss', loss_weight=config.class_weight,
+                          no_object_weight=config.no_object_weight),
+            loss_mask=dict(type='CrossEntropyLoss', use_sigmoid=True,
+                           loss_weight=config.mask_weight),
+            loss_dice=dict(type='DiceLoss', loss_weight=config.dice_weight, eps=1.0),
+            matcher=dict(type='HungarianMatcher', match_costs=[
+                dict(type='ClassificationCost', weight=config.class_weight),
+                dict(type='CrossEntropyLossCost', weight=config.mask_weight, use_sigmoid=True),
+                dict(type='DiceCost', weight=config.dice_weight, eps=1.0)]),
             num_points=config.train_num_points,
             deep_supervision=config.use_auxiliary_loss,
             ignore_index=255),
@@ -79,75 +95,83 @@ def model_config(config, image_mean: Sequence[float], image_std: Sequence[float]
         test_cfg=dict(mode='whole'))
 
 
-def _linear(ours: str, hf: str) -> Iterator[Tuple[str, Source]]:
-    for name in LINEAR:
-        yield f'{ours}.{name}', f'{hf}.{name}'
-
-
 def head_sources(config, hf_keys) -> Iterator[Tuple[str, Source]]:
     """(our key, HF source) for every tensor of the Mask2Former head."""
-    ours, hf = OURS_PIXEL_DECODER, HF_PIXEL_DECODER
-    yield f'{ours}.level_embed', f'{hf}.level_embed'
-    for level in range(3):
-        yield from _linear(f'{ours}.input_projs.{level}.conv', f'{hf}.input_projections.{level}.0')
-        yield from _linear(f'{ours}.input_projs.{level}.gn', f'{hf}.input_projections.{level}.1')
-    for layer in range(config.encoder_layers):
-        ours_layer, hf_layer = f'{ours}.encoder.{layer}', f'{hf}.encoder.layers.{layer}'
-        for part in ('sampling_offsets', 'attention_weights', 'value_proj', 'output_proj'):
-            yield from _linear(f'{ours_layer}.self_attn.{part}', f'{hf_layer}.self_attn.{part}')
-        for part_ours, part_hf in (('norm1', 'self_attn_layer_norm'), ('ffn.0', 'fc1'),
-                                   ('ffn.3', 'fc2'), ('norm2', 'final_layer_norm')):
-            yield from _linear(f'{ours_layer}.{part_ours}', f'{hf_layer}.{part_hf}')
-    yield from _linear(f'{ours}.mask_feature', f'{hf}.mask_projection')
-    yield f'{ours}.lateral_conv.conv.weight', f'{hf}.adapter_1.0.weight'
-    yield from _linear(f'{ours}.lateral_conv.gn', f'{hf}.adapter_1.1')
-    yield f'{ours}.output_conv.conv.weight', f'{hf}.layer_1.0.weight'
-    yield from _linear(f'{ours}.output_conv.gn', f'{hf}.layer_1.1')
+    # HF projects the decoder inputs exactly when the pixel-decoder width differs from hidden_dim
+    # or enforce_input_projection is set.
+    levels = [level for level in range(MASK2FORMER_LEVELS)
+              if f'{HF_TRANSFORMER}.input_projections.{level}.weight' in hf_keys]
+    # HF counts the prediction before the first layer as a decoder layer.
+    for ours, hf, _ in mask2former_head_sources(config.encoder_layers, config.decoder_layers - 1,
+                                                levels):
+        yield ours, hf
 
-    ours, hf = OURS_DECODER, HF_TRANSFORMER
-    yield f'{ours}.query_embed.weight', f'{hf}.queries_embedder.weight'
-    yield f'{ours}.query_feat.weight', f'{hf}.queries_features.weight'
-    yield f'{ours}.level_embed.weight', f'{hf}.level_embed.weight'
-    for level in range(3):
-        if f'{hf}.input_projections.{level}.weight' in hf_keys:
-            yield from _linear(f'{ours}.input_projs.{level}', f'{hf}.input_projections.{level}')
-    for layer in range(config.decoder_layers - 1):
-        ours_layer, hf_layer = f'{ours}.layers.{layer}', f'{hf}.decoder.layers.{layer}'
-        for name in ('in_proj_weight', 'in_proj_bias'):
-            yield f'{ours_layer}.cross_attn.{name}', f'{hf_layer}.cross_attn.{name}'
-        yield from _linear(f'{ours_layer}.cross_attn.out_proj', f'{hf_layer}.cross_attn.out_proj')
-        for name, ours_name in (('weight', 'in_proj_weight'), ('bias', 'in_proj_bias')):
-            yield f'{ours_layer}.self_attn.{ours_name}', tuple(
-                f'{hf_layer}.self_attn.{p}_proj.{name}' for p in 'qkv')
-        yield from _linear(f'{ours_layer}.self_attn.out_proj', f'{hf_layer}.self_attn.out_proj')
-        for part_ours, part_hf in (('norm1', 'cross_attn_layer_norm'),
-                                   ('norm2', 'self_attn_layer_norm'), ('ffn.0', 'fc1'),
-                                   ('ffn.3', 'fc2'), ('norm3', 'final_layer_norm')):
-            yield from _linear(f'{ours_layer}.{part_ours}', f'{hf_layer}.{part_hf}')
-    yield from _linear(f'{ours}.decoder_norm', f'{hf}.decoder.layernorm')
-    for layer in range(3):
-        yield from _linear(f'{ours}.mask_embed.layers.{layer}',
-                           f'{hf}.decoder.mask_predictor.mask_embedder.{layer}.0')
-    yield from _linear(f'{ours}.cls_embed', 'class_predictor')
+
+def swin_sources(depths: Sequence[int]) -> Iterator[Tuple[str, Source]]:
+    """(our key, HF source) for mmseg ``SwinTransformer`` from transformers' ``SwinBackbone``.
+
+    The packing of q/k/v and the patch-merging reordering are those of the official Swin
+    (:func:`~.key_mapping.swin_sources`): HF's ``SwinPatchMerging`` concatenates the 2x2
+    neighbours in the official order. HF's ``relative_position_index`` is a non-persistent
+    buffer of shape (Wh*Ww*Wh*Ww,), mmseg's a persistent (Wh*Ww, Wh*Ww) one.
+    """
+    ours, hf = OURS_BACKBONE, HF_SWIN
+    for name in LINEAR:
+        yield (f'{ours}.patch_embed.projection.{name}',
+               f'{hf}.embeddings.patch_embeddings.projection.{name}')
+        yield f'{ours}.patch_embed.norm.{name}', f'{hf}.embeddings.norm.{name}'
+    for stage, num_blocks in enumerate(depths):
+        ours_stage, hf_stage = f'{ours}.stages.{stage}', f'{hf}.encoder.layers.{stage}'
+        for block in range(num_blocks):
+            ours_block, hf_block = f'{ours_stage}.blocks.{block}', f'{hf_stage}.blocks.{block}'
+            attn = f'{hf_block}.attention'
+            for name in LINEAR:
+                yield (f'{ours_block}.attn.w_msa.qkv.{name}',
+                       tuple(f'{attn}.{p}_proj.{name}' for p in 'qkv'))
+                for ours_part, hf_part in HF_SWIN_BLOCK_PARTS:
+                    yield f'{ours_block}.{ours_part}.{name}', f'{hf_block}.{hf_part}.{name}'
+            yield (f'{ours_block}.attn.w_msa.relative_position_bias_table',
+                   f'{attn}.relative_position_bias.relative_position_bias_table')
+            yield (f'{ours_block}.attn.w_msa.{RELATIVE_POSITION_INDEX}',
+                   Derived((f'{attn}.relative_position_bias.{RELATIVE_POSITION_INDEX}', ),
+                           _square))
+        if stage < len(depths) - 1:
+            yield (f'{ours_stage}.downsample.reduction.weight',
+                   Derived((f'{hf_stage}.downsample.reduction.weight', ), unfold_order_reduction))
+            for name in LINEAR:
+                yield (f'{ours_stage}.downsample.norm.{name}',
+                       Derived((f'{hf_stage}.downsample.norm.{name}', ), unfold_order_norm))
+        for name in LINEAR:
+            yield (f'{ours}.norm{stage}.{name}',
+                   f'{HF_BACKBONE}.hidden_states_norms.stage{stage + 1}.{name}')
+
+
+def _square(index: torch.Tensor) -> torch.Tensor:
+    side = math.isqrt(index.numel())
+    return index.reshape(side, side).clone()
 
 
 def key_pairs(config, hf_keys) -> Iterator[Tuple[str, Source]]:
     """(our key, HF source) for every tensor of the converted model."""
     hf_keys = set(hf_keys)
     backbone = config.backbone_config
-    shortcuts = {(stage, block) for stage, blocks in enumerate(backbone.depths)
-                 for block in range(blocks)
-                 if f'{HF_BACKBONE}.encoder.stages.{stage}.layers.{block}.shortcut.'
-                 'convolution.weight' in hf_keys}
-    for ours, hf, _ in resnet_sources(backbone.depths, shortcuts):
-        yield ours, hf
+    if backbone_kind(config) == 'swin':
+        yield from swin_sources(backbone.depths)
+    else:
+        shortcuts = {(stage, block) for stage, blocks in enumerate(backbone.depths)
+                     for block in range(blocks)
+                     if f'{HF_BACKBONE}.encoder.stages.{stage}.layers.{block}.shortcut.'
+                     'convolution.weight' in hf_keys}
+        for ours, hf, _ in resnet_sources(backbone.depths, shortcuts):
+            yield ours, hf
     yield from head_sources(config, hf_keys)
 
 
 def convert_hf_mask2former(hf_model,
                            image_mean: Optional[Sequence[float]] = None,
                            image_std: Optional[Sequence[float]] = None) -> Tuple[dict, Dict]:
-    """Convert a transformers ``Mask2FormerForUniversalSegmentation`` with a bottleneck ResNet.
+    """Convert a transformers ``Mask2FormerForUniversalSegmentation`` with a bottleneck ResNet or
+    a Swin backbone.
 
     Returns:
         ``(model_cfg, state_dict)``: a ``MaskFormerSegmentor`` config (plain dict) and a state dict
@@ -166,8 +190,14 @@ def convert_hf_mask2former(hf_model,
     model_cfg = model_config(config, image_mean or IMAGENET_DEFAULT_MEAN,
                              image_std or IMAGENET_DEFAULT_STD)
     hf_state = hf_model.state_dict()
+    ignored = HF_IGNORED_KEYS
+    if backbone_kind(config) == 'swin':
+        ignored += HF_SWIN_IGNORED_KEYS
+        # Swin's relative position indices: non-persistent buffers, absent from state_dict().
+        hf_state.update({name: buffer for name, buffer in hf_model.named_buffers()
+                         if name.endswith(RELATIVE_POSITION_INDEX)})
     key_map = dict(key_pairs(config, hf_state.keys()))
-    return model_cfg, apply_key_map(hf_state, key_map, 'HF state dict', HF_IGNORED_KEYS)
+    return model_cfg, apply_key_map(hf_state, key_map, 'HF state dict', ignored)
 
 
 __all__ = ['check_supported', 'convert_hf_mask2former', 'model_config']

@@ -103,6 +103,111 @@ def head_sources(num_levels: int, num_layers: int, input_proj: bool
                             f'{official}.mask_embed.layers.{layer}', LINEAR)
 
 
+# Mask2Former: the three levels (1/32, 1/16, 1/8, coarsest first) its pixel-decoder encoder and
+# masked-attention decoder read, and the four linear maps of a multi-scale deformable attention
+# (the same names in the official MSDeformAttn, HF and mmcv).
+MASK2FORMER_LEVELS = 3
+MSDEFORM_ATTN_PARTS = ('sampling_offsets', 'attention_weights', 'value_proj', 'output_proj')
+# Deformable encoder layer modules besides attention: (ours, HF, official).
+MSDEFORM_ENCODER_LAYER_PARTS = (
+    ('norm1', 'self_attn_layer_norm', 'norm1'),
+    ('ffn.0', 'fc1', 'linear1'),
+    ('ffn.3', 'fc2', 'linear2'),
+    ('norm2', 'final_layer_norm', 'norm2'),
+)
+# Masked-attention decoder layer norms and FFN: (ours, HF, official module of layer i, part). The
+# official decoder keeps three lists of sub-layers with one LayerNorm each (post-norm): the
+# cross-attention's norm runs first, then the self-attention's, then the FFN's.
+MASKED_DECODER_LAYER_PARTS = (
+    ('norm1', 'cross_attn_layer_norm', 'transformer_cross_attention_layers', 'norm'),
+    ('norm2', 'self_attn_layer_norm', 'transformer_self_attention_layers', 'norm'),
+    ('ffn.0', 'fc1', 'transformer_ffn_layers', 'linear1'),
+    ('ffn.3', 'fc2', 'transformer_ffn_layers', 'linear2'),
+    ('norm3', 'final_layer_norm', 'transformer_ffn_layers', 'norm'),
+)
+
+
+def mask2former_head_sources(num_encoder_layers: int, num_decoder_layers: int,
+                             input_proj_levels: Iterable[int] = ()
+                             ) -> Iterator[Tuple[str, Source, Source]]:
+    """(our key, HF source, official source) for every tensor of a :class:`Mask2FormerHead`
+    (``MSDeformAttnPixelDecoder`` + masked-attention decoder).
+
+    Official names are those of facebookresearch/Mask2Former's ``MSDeformAttnPixelDecoder``
+    (``sem_seg_head.pixel_decoder``) and ``MultiScaleMaskedTransformerDecoder``
+    (``sem_seg_head.predictor``); HF's those of ``Mask2FormerForUniversalSegmentation``.
+
+    Args:
+        num_encoder_layers: deformable encoder layers of the pixel decoder.
+        num_decoder_layers: masked-attention decoder layers (the official ``DEC_LAYERS - 1``).
+        input_proj_levels: levels whose 1x1 decoder input projection exists (all three when the
+            pixel-decoder width differs from the decoder's or the projection is enforced).
+    """
+    ours = f'{OURS_HEAD}.pixel_decoder'
+    hf, official = HF_PIXEL_DECODER, OFFICIAL_PIXEL_DECODER
+    yield f'{ours}.level_embed', f'{hf}.level_embed', f'{official}.transformer.level_embed'
+    for level in range(MASK2FORMER_LEVELS):  # nn.Sequential(Conv2d, GroupNorm) in HF and official
+        for index, part in enumerate(('conv', 'gn')):
+            yield from _params3(f'{ours}.input_projs.{level}.{part}',
+                                f'{hf}.input_projections.{level}.{index}',
+                                f'{official}.input_proj.{level}.{index}', LINEAR)
+    for layer in range(num_encoder_layers):
+        ours_layer = f'{ours}.encoder.{layer}'
+        hf_layer = f'{hf}.encoder.layers.{layer}'
+        official_layer = f'{official}.transformer.encoder.layers.{layer}'
+        for part in MSDEFORM_ATTN_PARTS:
+            yield from _params3(f'{ours_layer}.self_attn.{part}', f'{hf_layer}.self_attn.{part}',
+                                f'{official_layer}.self_attn.{part}', LINEAR)
+        for ours_part, hf_part, official_part in MSDEFORM_ENCODER_LAYER_PARTS:
+            yield from _params3(f'{ours_layer}.{ours_part}', f'{hf_layer}.{hf_part}',
+                                f'{official_layer}.{official_part}', LINEAR)
+    # The one FPN level (1/4): official detectron2 Conv2d(norm=GN) without bias, HF
+    # Sequential(conv, norm); the 1x1 mask projection has a bias.
+    yield from _conv_norm3(f'{ours}.lateral_conv', f'{hf}.adapter_1', f'{official}.adapter_1')
+    yield from _conv_norm3(f'{ours}.output_conv', f'{hf}.layer_1', f'{official}.layer_1')
+    yield from _params3(f'{ours}.mask_feature', f'{hf}.mask_projection',
+                        f'{official}.mask_features', LINEAR)
+
+    ours = f'{OURS_HEAD}.transformer_decoder'
+    hf, official = HF_TRANSFORMER, OFFICIAL_PREDICTOR
+    yield f'{ours}.query_embed.weight', f'{hf}.queries_embedder.weight', \
+        f'{official}.query_embed.weight'
+    yield f'{ours}.query_feat.weight', f'{hf}.queries_features.weight', \
+        f'{official}.query_feat.weight'
+    yield f'{ours}.level_embed.weight', f'{hf}.level_embed.weight', \
+        f'{official}.level_embed.weight'
+    for level in input_proj_levels:
+        yield from _params3(f'{ours}.input_projs.{level}', f'{hf}.input_projections.{level}',
+                            f'{official}.input_proj.{level}', LINEAR)
+    for layer in range(num_decoder_layers):
+        ours_layer = f'{ours}.layers.{layer}'
+        hf_layer = f'{hf}.decoder.layers.{layer}'
+        cross = f'{official}.transformer_cross_attention_layers.{layer}.multihead_attn'
+        self_attn = f'{official}.transformer_self_attention_layers.{layer}.self_attn'
+        # Both official attentions are nn.MultiheadAttention (packed q/k/v); HF keeps that for
+        # the cross-attention and splits the self-attention into q/k/v projections.
+        for param in LINEAR:
+            yield (f'{ours_layer}.cross_attn.in_proj_{param}',
+                   f'{hf_layer}.cross_attn.in_proj_{param}', f'{cross}.in_proj_{param}')
+            yield (f'{ours_layer}.self_attn.in_proj_{param}',
+                   tuple(f'{hf_layer}.self_attn.{p}_proj.{param}' for p in 'qkv'),
+                   f'{self_attn}.in_proj_{param}')
+        yield from _params3(f'{ours_layer}.cross_attn.out_proj', f'{hf_layer}.cross_attn.out_proj',
+                            f'{cross}.out_proj', LINEAR)
+        yield from _params3(f'{ours_layer}.self_attn.out_proj', f'{hf_layer}.self_attn.out_proj',
+                            f'{self_attn}.out_proj', LINEAR)
+        for ours_part, hf_part, official_list, official_part in MASKED_DECODER_LAYER_PARTS:
+            yield from _params3(f'{ours_layer}.{ours_part}', f'{hf_layer}.{hf_part}',
+                                f'{official}.{official_list}.{layer}.{official_part}', LINEAR)
+    yield from _params3(f'{ours}.decoder_norm', f'{hf}.decoder.layernorm',
+                        f'{official}.decoder_norm', LINEAR)
+    for layer in range(MASK_EMBED_LAYERS):
+        yield from _params3(f'{ours}.mask_embed.layers.{layer}',
+                            f'{hf}.decoder.mask_predictor.mask_embedder.{layer}.0',
+                            f'{official}.mask_embed.layers.{layer}', LINEAR)
+    yield from _params3(f'{ours}.cls_embed', 'class_predictor', f'{official}.class_embed', LINEAR)
+
+
 def resnet_sources(depths: Sequence[int], shortcuts: Set[Tuple[int, int]], deep_stem: bool = False
                    ) -> Iterator[Tuple[str, Optional[Source], Source]]:
     """(our key, HF source, official source) for a bottleneck ResNet: mmseg ``ResNet`` (or

@@ -58,9 +58,10 @@ def convert_official_maskformer(checkpoint: Checkpoint) -> Dict[str, torch.Tenso
     return apply_key_map(state, key_map, 'official MaskFormer checkpoint', IGNORED_KEYS)
 
 
-def official_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
+def official_state_dict(checkpoint: Checkpoint, model_name: str = 'MaskFormer'
+                        ) -> Dict[str, torch.Tensor]:
     """The checkpoint's tensors (numpy arrays become tensors), pixel-decoder keys under
-    ``sem_seg_head.pixel_decoder.``."""
+    ``sem_seg_head.pixel_decoder.``; ``model_name`` names the expected model in errors."""
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = load_checkpoint_file(os.fspath(checkpoint))
     state = checkpoint.get('model', checkpoint)
@@ -75,7 +76,7 @@ def official_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
             raise ValueError(f'checkpoint entry {key} is a {type(value).__name__}, not an array')
         tensors[_with_pixel_decoder_prefix(key)] = value
     if not any(k.startswith(f'{OFFICIAL_HEAD}.') for k in tensors):
-        raise ValueError(f'no {OFFICIAL_HEAD}.* keys: not an official MaskFormer checkpoint '
+        raise ValueError(f'no {OFFICIAL_HEAD}.* keys: not an official {model_name} checkpoint '
                          f'(keys start with {sorted({k.split(".")[0] for k in tensors})})')
     return tensors
 
@@ -93,11 +94,29 @@ def _with_pixel_decoder_prefix(key: str) -> str:
 def key_pairs(keys) -> Iterator[Tuple[str, Source]]:
     """(our key, official source) for every tensor of the converted model."""
     keys = set(keys)
+    yield from backbone_pairs(keys)
+    num_levels = 1 + len(index_counts(keys, rf'{OFFICIAL_PIXEL_DECODER}\.adapter_(\d+)\.',
+                                      first=1))
+    num_layers = len(index_counts(
+        keys, rf'{OFFICIAL_PREDICTOR}\.transformer\.decoder\.layers\.(\d+)\.'))
+    input_proj = f'{OFFICIAL_PREDICTOR}.input_proj.weight' in keys
+    for ours, _, official in head_sources(num_levels, num_layers, input_proj):
+        yield ours, official
+    num_encoder_layers = len(index_counts(
+        keys, rf'{OFFICIAL_PIXEL_DECODER}\.transformer\.encoder\.layers\.(\d+)\.'))
+    if num_encoder_layers:
+        yield from _encoder_pixel_decoder_pairs(num_encoder_layers)
+
+
+def backbone_pairs(keys) -> Iterator[Tuple[str, Source]]:
+    """(our key, official source) for the backbone, told from the keys: detectron2 ResNet (basic
+    or DeepLab stem) or the official ``D2SwinTransformer``; shared by the MaskFormer and
+    Mask2Former releases, which use the same backbones."""
     if f'{OFFICIAL_BACKBONE}.patch_embed.proj.weight' in keys:
-        depths = _counts(keys, rf'{OFFICIAL_BACKBONE}\.layers\.(\d+)\.blocks\.(\d+)\.')
+        depths = index_counts(keys, rf'{OFFICIAL_BACKBONE}\.layers\.(\d+)\.blocks\.(\d+)\.')
         triples = swin_sources(depths)
     elif f'{OFFICIAL_BACKBONE}.stem.conv1.weight' in keys:
-        depths = _counts(keys, rf'{OFFICIAL_BACKBONE}\.res(\d+)\.(\d+)\.', first=2)
+        depths = index_counts(keys, rf'{OFFICIAL_BACKBONE}\.res(\d+)\.(\d+)\.', first=2)
         shortcuts = {(stage, block) for stage, blocks in enumerate(depths)
                      for block in range(blocks)
                      if f'{OFFICIAL_BACKBONE}.res{stage + 2}.{block}.shortcut.weight' in keys}
@@ -109,17 +128,6 @@ def key_pairs(keys) -> Iterator[Tuple[str, Source]]:
                          f'{OFFICIAL_BACKBONE}.patch_embed.proj.weight (Swin)')
     for ours, _, official in triples:
         yield ours, official
-
-    num_levels = 1 + len(_counts(keys, rf'{OFFICIAL_PIXEL_DECODER}\.adapter_(\d+)\.', first=1))
-    num_layers = len(_counts(
-        keys, rf'{OFFICIAL_PREDICTOR}\.transformer\.decoder\.layers\.(\d+)\.'))
-    input_proj = f'{OFFICIAL_PREDICTOR}.input_proj.weight' in keys
-    for ours, _, official in head_sources(num_levels, num_layers, input_proj):
-        yield ours, official
-    num_encoder_layers = len(_counts(
-        keys, rf'{OFFICIAL_PIXEL_DECODER}\.transformer\.encoder\.layers\.(\d+)\.'))
-    if num_encoder_layers:
-        yield from _encoder_pixel_decoder_pairs(num_encoder_layers)
 
 
 def _encoder_pixel_decoder_pairs(num_layers: int) -> Iterator[Tuple[str, Source]]:
@@ -139,7 +147,7 @@ def _encoder_pixel_decoder_pairs(num_layers: int) -> Iterator[Tuple[str, Source]
                 yield f'{ours_layer}.{ours_part}.{name}', f'{official_layer}.{official_part}.{name}'
 
 
-def _counts(keys, pattern: str, first: int = 0) -> list:
+def index_counts(keys, pattern: str, first: int = 0) -> list:
     """Per value ``i`` of the pattern's first group (consecutive from ``first``), the number of
     distinct values of its second group if it has one (blocks per stage), else 1."""
     found: Dict[int, set] = {}

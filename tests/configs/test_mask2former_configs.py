@@ -38,6 +38,6 @@ def test_r50_ade20k_recipe_and_size():
     assert optimizer.clip_grad.max_norm == 0.01
     assert optimizer.paramwise_cfg.custom_keys.backbone.lr_mult == 0.1
     assert all(optimizer.paramwise_cfg.custom_keys[key].decay_mult == 0
-               for key in ('query_embed', 'query_feat', 'level_embed'))
+               for key in ('query_embed', 'query_feat', 'transformer_decoder.level_embed'))
     assert cfg.train_cfg.max_iters == 160000
     assert cfg.train_dataloader.batch_size * 8 == 16

@@ -1,15 +1,21 @@
-"""Official-format MaskFormer checkpoints (facebookresearch/MaskFormer) made from random HF models.
+"""Official-format MaskFormer and Mask2Former checkpoints (facebookresearch/MaskFormer,
+facebookresearch/Mask2Former) made from random HF models.
 
 The official -> HF key mapping is the one of transformers' conversion scripts
 (``src/transformers/models/maskformer/convert_maskformer_{resnet,swin}_to_pytorch.py``:
-``create_rename_keys``, ``read_in_swin_q_k_v``, ``read_in_decoder_q_k_v``), written out here
-independently of the converters and run backwards: HF model -> official-format dict. The HF
+``create_rename_keys``, ``read_in_swin_q_k_v``, ``read_in_decoder_q_k_v``;
+``src/transformers/models/mask2former/``
+``convert_mask2former_original_pytorch_checkpoint_to_pytorch.py``: ``replace_swin_backbone``,
+``replace_pixel_module``, ``rename_keys_in_masked_attention_decoder``,
+``replace_keys_qkv_transformer_decoder``, ``replace_universal_segmentation_module``), written out
+here independently of the converters and run backwards: HF model -> official-format dict. The HF
 model then serves as the executable oracle of what the official network computes.
 """
 import pickle
 
 import numpy as np
 import torch
+from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig
 
 # Names transformers 5 gave the decoder-layer modules the scripts still call by their old names.
 HF_RENAMES = (('.self_attn.out_proj.', '.self_attn.o_proj.'),
@@ -250,3 +256,220 @@ def add_official_encoder(state, in_channels, conv_dim, num_layers, ffn, rng):
         for norm in ('norm1', 'norm2'):
             state[f'{layer}.{norm}.weight'] = 1 + random_array(conv_dim, rng=rng)
             state[f'{layer}.{norm}.bias'] = random_array(conv_dim, rng=rng)
+
+
+# --- Mask2Former -------------------------------------------------------------------------------
+
+def tiny_hf_mask2former(seed=0, backbone=None, **overrides) -> Mask2FormerForUniversalSegmentation:
+    """A tiny random HF Mask2Former; ``backbone``: a backbone config (default: the tiny ResNet-50
+    layout of ``hf_testing.TINY_BACKBONE``)."""
+    from hf_testing import TINY_BACKBONE, randomise
+    torch.manual_seed(seed)
+    kwargs = dict(backbone_config=backbone or ResNetConfig(**TINY_BACKBONE), feature_size=32,
+                  mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=48,
+                  dim_feedforward=48, num_attention_heads=4, encoder_layers=2, decoder_layers=4,
+                  num_queries=6, num_labels=5, dropout=0.0, use_auxiliary_loss=True)
+    kwargs.update(overrides)
+    model = Mask2FormerForUniversalSegmentation(Mask2FormerConfig(**kwargs))
+    with torch.no_grad():  # level embeddings and queries too, beyond what randomise() covers
+        for name, parameter in model.named_parameters():
+            if 'embed' in name or 'queries' in name:
+                parameter.normal_(std=0.5)
+    return randomise(model).eval()
+
+
+# transformers 5's SwinBackbone names for what the Mask2Former script still calls by the older
+# SwinModel names (its destination keys lack the ``model.`` of the universal-segmentation model).
+M2F_SWIN_RENAMES = (
+    ('pixel_level_module.encoder.embeddings.', 'pixel_level_module.encoder.swin.embeddings.'),
+    ('pixel_level_module.encoder.encoder.', 'pixel_level_module.encoder.swin.encoder.'),
+    ('.attention.self.relative_position_bias_table',
+     '.attention.relative_position_bias.relative_position_bias_table'),
+    ('.attention.self.relative_position_index',
+     '.attention.relative_position_bias.relative_position_index'),
+    ('.attention.self.query.', '.attention.q_proj.'),
+    ('.attention.self.key.', '.attention.k_proj.'),
+    ('.attention.self.value.', '.attention.v_proj.'),
+    ('.attention.output.dense.', '.attention.o_proj.'),
+    ('.intermediate.dense.', '.mlp.fc1.'),
+    ('.output.dense.', '.mlp.fc2.'),
+)
+
+
+def _m2f_hf_name(script_name: str, swin: bool) -> str:
+    name = script_name if script_name == 'criterion.empty_weight' or script_name.startswith(
+        'class_predictor.') else f'model.{script_name}'
+    if swin and name.startswith('model.pixel_level_module.encoder.'):
+        for old, new in M2F_SWIN_RENAMES:
+            name = name.replace(old, new)
+    return name
+
+
+def _m2f_swin_renames(backbone):
+    """replace_swin_backbone: (official, script HF name); q/k/v in _m2f_packed."""
+    hf = 'pixel_level_module.encoder'
+    for p in LINEAR:
+        yield f'backbone.patch_embed.proj.{p}', f'{hf}.embeddings.patch_embeddings.projection.{p}'
+        yield f'backbone.patch_embed.norm.{p}', f'{hf}.embeddings.norm.{p}'
+    for i, blocks in enumerate(backbone.depths):
+        for j in range(blocks):
+            official = f'backbone.layers.{i}.blocks.{j}'
+            block = f'{hf}.encoder.layers.{i}.blocks.{j}'
+            for p in LINEAR:
+                yield f'{official}.norm1.{p}', f'{block}.layernorm_before.{p}'
+                yield f'{official}.attn.proj.{p}', f'{block}.attention.output.dense.{p}'
+                yield f'{official}.norm2.{p}', f'{block}.layernorm_after.{p}'
+                yield f'{official}.mlp.fc1.{p}', f'{block}.intermediate.dense.{p}'
+                yield f'{official}.mlp.fc2.{p}', f'{block}.output.dense.{p}'
+            yield (f'{official}.attn.relative_position_bias_table',
+                   f'{block}.attention.self.relative_position_bias_table')
+        if i < 3:
+            yield (f'backbone.layers.{i}.downsample.reduction.weight',
+                   f'{hf}.encoder.layers.{i}.downsample.reduction.weight')
+            for p in LINEAR:
+                yield (f'backbone.layers.{i}.downsample.norm.{p}',
+                       f'{hf}.encoder.layers.{i}.downsample.norm.{p}')
+        for p in LINEAR:
+            yield f'backbone.norm{i}.{p}', f'{hf}.hidden_states_norms.stage{i + 1}.{p}'
+
+
+def _m2f_head_renames(config):
+    """replace_pixel_module, replace_masked_attention_decoder, replace_transformer_module,
+    replace_universal_segmentation_module: (official, script HF name)."""
+    src, dst = 'sem_seg_head.pixel_decoder', 'pixel_level_module.decoder'
+    for name in ('adapter_1', 'layer_1'):
+        yield f'{src}.{name}.weight', f'{dst}.{name}.0.weight'
+        for p in LINEAR:
+            yield f'{src}.{name}.norm.{p}', f'{dst}.{name}.1.{p}'
+    for i in range(3):
+        for j in range(2):
+            for p in LINEAR:
+                yield f'{src}.input_proj.{i}.{j}.{p}', f'{dst}.input_projections.{i}.{j}.{p}'
+    yield f'{src}.transformer.level_embed', f'{dst}.level_embed'
+    for layer in range(config.encoder_layers):
+        s, d = f'{src}.transformer.encoder.layers.{layer}', f'{dst}.encoder.layers.{layer}'
+        for s_part, d_part in (('linear1', 'fc1'), ('linear2', 'fc2'),
+                               ('norm1', 'self_attn_layer_norm'), ('norm2', 'final_layer_norm'),
+                               ('self_attn.attention_weights', 'self_attn.attention_weights'),
+                               ('self_attn.output_proj', 'self_attn.output_proj'),
+                               ('self_attn.sampling_offsets', 'self_attn.sampling_offsets'),
+                               ('self_attn.value_proj', 'self_attn.value_proj')):
+            for p in LINEAR:
+                yield f'{s}.{s_part}.{p}', f'{d}.{d_part}.{p}'
+    for p in LINEAR:
+        yield f'{src}.mask_features.{p}', f'{dst}.mask_projection.{p}'
+
+    src, dst = 'sem_seg_head.predictor', 'transformer_module.decoder'
+    for i in range(config.decoder_layers - 1):
+        self_layer = f'{src}.transformer_self_attention_layers.{i}'
+        cross_layer = f'{src}.transformer_cross_attention_layers.{i}'
+        ffn_layer = f'{src}.transformer_ffn_layers.{i}'
+        d = f'{dst}.layers.{i}'
+        for p in LINEAR:
+            yield f'{self_layer}.self_attn.out_proj.{p}', f'{d}.self_attn.out_proj.{p}'
+            yield f'{self_layer}.norm.{p}', f'{d}.self_attn_layer_norm.{p}'
+            yield f'{cross_layer}.multihead_attn.in_proj_{p}', f'{d}.cross_attn.in_proj_{p}'
+            yield f'{cross_layer}.multihead_attn.out_proj.{p}', f'{d}.cross_attn.out_proj.{p}'
+            yield f'{cross_layer}.norm.{p}', f'{d}.cross_attn_layer_norm.{p}'
+            yield f'{ffn_layer}.linear1.{p}', f'{d}.fc1.{p}'
+            yield f'{ffn_layer}.linear2.{p}', f'{d}.fc2.{p}'
+            yield f'{ffn_layer}.norm.{p}', f'{d}.final_layer_norm.{p}'
+    for p in LINEAR:
+        yield f'{src}.decoder_norm.{p}', f'{dst}.layernorm.{p}'
+        for i in range(3):
+            yield (f'{src}.mask_embed.layers.{i}.{p}',
+                   f'{dst}.mask_predictor.mask_embedder.{i}.0.{p}')
+        yield f'{src}.class_embed.{p}', f'class_predictor.{p}'
+        # Not in the script (the released models need no projection): the official
+        # decoder's input_proj[i] is a detectron2 Conv2d(in_channels, hidden_dim, 1).
+        for i in range(3):
+            yield f'{src}.input_proj.{i}.{p}', f'transformer_module.input_projections.{i}.{p}'
+    yield f'{src}.query_embed.weight', 'transformer_module.queries_embedder.weight'
+    yield f'{src}.query_feat.weight', 'transformer_module.queries_features.weight'
+    yield f'{src}.level_embed.weight', 'transformer_module.level_embed.weight'
+
+
+def _m2f_packed(config):
+    """(official packed key, script HF q/k/v keys): replace_keys_qkv_transformer_decoder (the
+    predictor's self-attention in_proj = cat(q, k, v)) and, for Swin, ``attn.qkv``."""
+    for i in range(config.decoder_layers - 1):
+        for p in LINEAR:
+            yield (f'sem_seg_head.predictor.transformer_self_attention_layers.{i}.self_attn.'
+                   f'in_proj_{p}', [f'transformer_module.decoder.layers.{i}.self_attn.{x}_proj.{p}'
+                                    for x in 'qkv'])
+    backbone = config.backbone_config
+    if backbone.model_type == 'swin':
+        for i, blocks in enumerate(backbone.depths):
+            for j in range(blocks):
+                for p in LINEAR:
+                    yield (f'backbone.layers.{i}.blocks.{j}.attn.qkv.{p}',
+                           [f'pixel_level_module.encoder.encoder.layers.{i}.blocks.{j}.attention.'
+                            f'self.{x}.{p}' for x in ('query', 'key', 'value')])
+
+
+def official_mask2former_state_from_hf(hf_model, pixel_decoder_prefix: bool = True) -> dict:
+    """{official key: numpy array} of an HF ``Mask2FormerForUniversalSegmentation``.
+
+    ``pixel_decoder_prefix=False``: pixel-decoder keys without ``pixel_decoder.`` (what the
+    official MaskFormerHead._load_from_state_dict renames for version-1 files).
+    """
+    config = hf_model.config
+    # Swin's relative_position_index is a non-persistent buffer in transformers 5.
+    hf_state = {**dict(hf_model.named_buffers()), **hf_model.state_dict()}
+    backbone = config.backbone_config
+    swin = backbone.model_type == 'swin'
+    if swin:
+        renames = list(_m2f_swin_renames(backbone))
+    else:  # the Mask2Former script converts Swin only; HF's ResNetBackbone is MaskFormer's
+        renames = [(official, hf[len('model.'):]) for official, hf in _resnet_renames(backbone)]
+    renames += list(_m2f_head_renames(config))
+    official, used = {}, set()
+    for official_key, script_key in renames:
+        hf_key = _m2f_hf_name(script_key, swin)
+        if hf_key not in hf_state and ('shortcut' in hf_key or 'input_projections' in hf_key):
+            continue  # absent in this HF model (no projection needed)
+        official[official_key] = hf_state[hf_key]
+        used.add(hf_key)
+    if swin:  # official Swin buffer: (Wh*Ww, Wh*Ww); HF's is flattened
+        for i, blocks in enumerate(backbone.depths):
+            for j in range(blocks):
+                hf_key = _m2f_hf_name(f'pixel_level_module.encoder.encoder.layers.{i}.blocks.{j}.'
+                                      'attention.self.relative_position_index', swin)
+                side = backbone.window_size**2
+                official[f'backbone.layers.{i}.blocks.{j}.attn.relative_position_index'] = \
+                    hf_state[hf_key].reshape(side, side)
+                used.add(hf_key)
+    for official_key, hf_keys in _m2f_packed(config):
+        official[official_key] = torch.cat([hf_state[_m2f_hf_name(k, swin)] for k in hf_keys])
+        used.update(_m2f_hf_name(k, swin) for k in hf_keys)
+    official['criterion.empty_weight'] = hf_state['criterion.empty_weight']
+    used.add('criterion.empty_weight')
+    unused = {k for k in hf_state.keys() - used
+              if not k.endswith('num_batches_tracked')
+              and not k.startswith('model.pixel_level_module.encoder.swin.layernorm.')}
+    assert not unused, f'the oracle mapping misses HF tensors: {sorted(unused)[:5]}'
+    if not pixel_decoder_prefix:
+        official = {k.replace('sem_seg_head.pixel_decoder.', 'sem_seg_head.'): v
+                    for k, v in official.items()}
+    return {k: v.detach().cpu().numpy().copy() if v.device.type != 'meta' else v
+            for k, v in official.items()}
+
+
+@torch.no_grad()
+def mask2former_rel_errors(model, hf_model, pixel_values) -> dict:
+    """Max |ours - HF| / max |HF| of the class and of the mask logits over every prediction set
+    (HF ``auxiliary_logits``, i.e. before the first decoder layer and after each but the last,
+    then the final output); asserts the numbers of sets agree and the masks vary."""
+    out = hf_model(pixel_values, output_auxiliary_logits=True)
+    all_cls, all_masks = model.decode_head(model.extract_feat(pixel_values))
+    want_cls = [aux['class_queries_logits'] for aux in out.auxiliary_logits] + [
+        out.class_queries_logits]
+    want_masks = [aux['masks_queries_logits'] for aux in out.auxiliary_logits] + [
+        out.masks_queries_logits]
+    assert len(all_cls) == len(all_masks) == len(want_cls) == hf_model.config.decoder_layers
+    assert out.masks_queries_logits.std() > 0.1  # masks that vary, so a misplaced weight shows
+    errors = {}
+    for kind, got, want in (('class', all_cls, want_cls), ('mask', all_masks, want_masks)):
+        errors[kind] = max(((g - w).abs().max() / w.abs().max()).item()
+                           for g, w in zip(got, want))
+    return errors

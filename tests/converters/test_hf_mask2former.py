@@ -1,30 +1,23 @@
-"""Converted Hugging Face Mask2Former (ResNet) models against transformers'
+"""Converted Hugging Face Mask2Former (ResNet, Swin) models against transformers'
 Mask2FormerForUniversalSegmentation: class and mask logits of every prediction set."""
 import pytest
 import torch
 from mmseg.apis import init_model
 from mmseg.registry import MODELS
-from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, ResNetConfig
+from official_testing import mask2former_rel_errors, tiny_hf_mask2former
+from transformers import SwinConfig
 
 from cli_testing import load_tool
-from hf_testing import STAGES, TINY_BACKBONE, randomise
+from hf_testing import STAGES
 from mmseg_maskformer.converters import convert_hf_mask2former
 
+LOGIT_RTOL = 1e-4
 
-def tiny_hf_mask2former(seed=0, **overrides):
-    torch.manual_seed(seed)
-    backbone = ResNetConfig(**TINY_BACKBONE)
-    kwargs = dict(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
-                  encoder_feedforward_dim=48, dim_feedforward=48, num_attention_heads=4,
-                  encoder_layers=2, decoder_layers=4, num_queries=6, num_labels=5, dropout=0.0,
-                  use_auxiliary_loss=True)
-    kwargs.update(overrides)
-    model = Mask2FormerForUniversalSegmentation(Mask2FormerConfig(**kwargs))
-    with torch.no_grad():  # level embeddings and queries too, beyond what randomise() covers
-        for name, parameter in model.named_parameters():
-            if 'embed' in name or 'queries' in name:
-                parameter.normal_(std=0.5)
-    return randomise(model).eval()
+
+def tiny_swin(window_size=3, **overrides) -> SwinConfig:
+    return SwinConfig(**{**dict(embed_dim=32, depths=[2, 2, 3, 2], num_heads=[1, 2, 4, 8],
+                                window_size=window_size, image_size=64, out_features=STAGES),
+                         **overrides})
 
 
 @pytest.mark.parametrize('overrides', [dict(), dict(hidden_dim=64, enforce_input_projection=True)],
@@ -74,3 +67,28 @@ def test_convert_checkpoint_tool_detects_mask2former(tmp_path):
         want = hf_model(pixel_values).masks_queries_logits
         got = model.decode_head.last_layer_logits(model.extract_feat(pixel_values))[1]
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('window_size', [3, 12], ids=['window3', 'window12-like-swin-b'])
+def test_swin_converted_logits_match_hf(window_size, record_property):
+    hf_model = tiny_hf_mask2former(seed=1, backbone=tiny_swin(window_size))
+    model_cfg, state_dict = convert_hf_mask2former(hf_model)
+    assert model_cfg['backbone']['type'] == 'SwinTransformer'
+    assert model_cfg['decode_head']['type'] == 'mmseg_maskformer.Mask2FormerHead'
+    model = MODELS.build(model_cfg)
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+    # Neither size a multiple of the stride (32) or the window; 64x64 one that is.
+    for size in ((75, 101), (64, 64)):
+        pixel_values = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(2))
+        errors = mask2former_rel_errors(model, hf_model, pixel_values)
+        for kind, rel in errors.items():
+            record_property(f'swin-w{window_size}{size}.{kind}_logits_rel_diff', rel)
+            print(f'swin window {window_size} {size} {kind} logits max rel diff: {rel:.3g}')
+            assert rel <= LOGIT_RTOL, (size, kind, rel)
+
+
+def test_unsupported_swin_field_is_named():
+    with pytest.raises(ValueError, match='use_absolute_embeddings=True'):
+        convert_hf_mask2former(tiny_hf_mask2former(
+            backbone=tiny_swin(use_absolute_embeddings=True)))

@@ -42,6 +42,9 @@ NOT_RUN = {
                           'builds and runs a forward in tests/configs',
     'make demo-panoptic': 'tools/demo.sh with the panoptic config: 10 minutes of training; its '
                           'train -> test --out -> visualize runs in test_train_test_cli.py',
+    'make demo-mask2former': 'tools/demo.sh with the tiny Mask2Former config: 10 minutes of '
+                             'training; its train -> test (and --tta) runs in '
+                             'test_train_test_cli.py',
 }
 
 

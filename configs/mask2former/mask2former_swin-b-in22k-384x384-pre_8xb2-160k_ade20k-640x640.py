@@ -1,0 +1,7 @@
+# ADE20K-150, Swin-B pretrained on ImageNet-22k at 384 (facebookresearch/Mask2Former
+# configs/ade20k/semantic-segmentation/swin/maskformer2_swin_base_IN21k_384_bs16_160k_res640.yaml):
+# the ImageNet-1k Swin-B recipe with the ImageNet-22k weights. Official: 53.9 mIoU s.s., 55.1
+# m.s.+flip.
+_base_ = './mask2former_swin-b-in1k-384x384-pre_8xb2-160k_ade20k-640x640.py'
+checkpoint_file = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_base_patch4_window12_384_22k_20220317-e5c09f74.pth'  # noqa
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)))

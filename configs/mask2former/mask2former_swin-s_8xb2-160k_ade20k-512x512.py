@@ -1,0 +1,8 @@
+# ADE20K-150, Swin-S (facebookresearch/Mask2Former
+# configs/ade20k/semantic-segmentation/swin/maskformer2_swin_small_bs16_160k.yaml): Swin-T with
+# depths 2-2-18-2, ImageNet-1k weights. Official: 51.3 mIoU s.s., 52.4 m.s.+flip.
+_base_ = './mask2former_swin-t_8xb2-160k_ade20k-512x512.py'
+checkpoint_file = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_small_patch4_window7_224_20220317-7ba6d6dd.pth'  # noqa
+model = dict(
+    backbone=dict(
+        depths=[2, 2, 18, 2], init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file)))
