@@ -99,6 +99,18 @@ def point_loss_case(ops, device, dtype, num_masks, num_points, bce=False):
     return dict(focal=focal, dice=dice, grad_logits=grad)
 
 
+def point_sampled_loss_case(ops, device, dtype, num_masks, low, num_points):
+    """Mask2Former's mask losses: BCE + dice (weights 5 / 5) of logits sampled at points."""
+    g = _generator()
+    logits = (4 * torch.randn(num_masks, *low, generator=g)).to(device, dtype).requires_grad_()
+    points = torch.rand(num_masks, num_points, 2, generator=g).to(device, dtype)
+    targets = torch.rand(num_masks, num_points, generator=g).to(device)
+    focal, dice = ops.point_sampled_focal_dice_loss(logits, points, targets, weights=(5.0, 5.0),
+                                                    **BCE)
+    grad, = torch.autograd.grad(5 * focal.sum() + 5 * dice.sum(), logits)
+    return dict(focal=focal, dice=dice, grad_logits=grad)
+
+
 def cost_case(ops, device, dtype, queries, segments, low, high):
     logits, _ = _dense_inputs(queries, low, low)
     _, targets = _dense_inputs(segments, low, high)
@@ -222,6 +234,8 @@ CASES = {
     'pairwise_mask_costs points': (point_cost_case, (100, 400, POINTS), (10, 8, 500), True),
     'sigmoid_focal_dice_loss points, BCE form (Mask2Former)':
         (point_loss_case, (400, POINTS, True), (8, 500, True), True),
+    'point_sampled_focal_dice_loss 128², BCE form (Mask2Former)':
+        (point_sampled_loss_case, (400, (128, 128), POINTS), (8, (32, 32), 500), True),
     'pairwise_mask_costs points, BCE form (Mask2Former)':
         (point_cost_case, (200, 100, POINTS, True), (10, 8, 500, True), True),
     'point_sample': (point_sample_case, (400, (128, 128), POINTS), (8, (32, 32), 500), True),

@@ -173,21 +173,24 @@ class SetCriterion:
             zero = mask_logits.sum() * 0.0
             return zero, zero
         fn = self.functions
+        mask_term, dice_term = self.terms.mask or MaskTerm(0.0), self.terms.dice or MaskTerm(0.0)
+        options = dict(alpha=mask_term.alpha, gamma=mask_term.gamma, eps=dice_term.eps)
         if self.num_points is None:
             targets, valid = self._full_size_targets(gt_masks, gt_valid, indices, shared)
+            focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, valid=valid, **options)
         else:
             valid = None if gt_valid is None else _matched_valid(gt_valid, indices)
             points = fn.sample_uncertain_points(preds, self.num_points, self.oversample_ratio,
                                                 self.importance_sample_ratio, generator)
-            preds = fn.point_sample(preds[:, None], points)[:, 0]
             with torch.no_grad():
                 targets = self._sample_matched_targets(gt_masks, indices, points)
                 if valid is not None:  # each point weighted by its sampled validity
                     valid = sampled_validity(fn, valid[:, None], points)[:, 0]
-        mask_term, dice_term = self.terms.mask or MaskTerm(0.0), self.terms.dice or MaskTerm(0.0)
-        focal, dice = fn.sigmoid_focal_dice_loss(preds, targets, alpha=mask_term.alpha,
-                                                 gamma=mask_term.gamma, eps=dice_term.eps,
-                                                 valid=valid)
+            # The weights with which the two terms enter the total: the fused op keeps for
+            # backward one gradient map per mask, computed for them.
+            focal, dice = fn.point_sampled_focal_dice_loss(
+                preds, points, targets, valid=valid, weights=(mask_term.weight, dice_term.weight),
+                **options)
         return focal.sum() / num_masks, dice.sum() / num_masks
 
     @staticmethod

@@ -15,7 +15,8 @@ LOSS_IMPLS = ('reference', 'fused')
 
 
 def get_mask_functions(loss_impl: Optional[str] = None) -> SimpleNamespace:
-    """Returns a namespace with ``sigmoid_focal_dice_loss``, ``pairwise_mask_costs``,
+    """Returns a namespace with ``sigmoid_focal_dice_loss``, ``point_sampled_focal_dice_loss``,
+    ``pairwise_mask_costs``,
     ``point_sample`` and ``sample_uncertain_points`` of the chosen implementation."""
     if loss_impl is None:
         source = ops
@@ -32,6 +33,7 @@ def get_mask_functions(loss_impl: Optional[str] = None) -> SimpleNamespace:
     return SimpleNamespace(
         name=loss_impl or 'auto',
         sigmoid_focal_dice_loss=source.sigmoid_focal_dice_loss,
+        point_sampled_focal_dice_loss=source.point_sampled_focal_dice_loss,
         pairwise_mask_costs=source.pairwise_mask_costs,
         point_sample=source.point_sample,
         sample_uncertain_points=source.sample_uncertain_points)

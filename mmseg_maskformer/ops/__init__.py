@@ -65,6 +65,22 @@ def point_sample(inputs: torch.Tensor, points: torch.Tensor,
     return _backend(inputs.device).point_sample(inputs, points, align_corners)
 
 
+def point_sampled_focal_dice_loss(mask_logits: torch.Tensor,
+                                  points: torch.Tensor,
+                                  targets: torch.Tensor,
+                                  alpha: float = 0.25,
+                                  gamma: float = 2.0,
+                                  eps: float = 1.0,
+                                  valid: Optional[torch.Tensor] = None,
+                                  weights: Tuple[float, float] = (1.0, 1.0)
+                                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Focal and dice losses of logits sampled at points; see
+    :func:`.reference.point_sampled_focal_dice_loss` and :func:`.fused.point_sampled_focal_dice_loss`
+    (what ``weights`` means to it)."""
+    return _backend(mask_logits.device).point_sampled_focal_dice_loss(
+        mask_logits, points, targets, alpha, gamma, eps, valid, weights)
+
+
 def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Tensor,
                             num_uncertain: int) -> torch.Tensor:
     """The least certain candidates per mask; see :func:`.reference.select_uncertain_points`."""
@@ -135,6 +151,7 @@ def inference_backend(impl: Optional[str], device: torch.device) -> ModuleType:
 
 __all__ = [
     'extension_available', 'fused', 'inference_backend', 'pairwise_mask_costs',
-    'panoptic_assignment', 'point_sample', 'reference', 'sample_uncertain_points',
+    'panoptic_assignment', 'point_sample', 'point_sampled_focal_dice_loss', 'reference',
+    'sample_uncertain_points',
     'select_uncertain_points', 'semantic_labels', 'semantic_scores', 'sigmoid_focal_dice_loss'
 ]

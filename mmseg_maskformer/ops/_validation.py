@@ -3,6 +3,7 @@
 Every public op validates through these functions so that bad input fails with a message that
 names the argument and the problem, whichever implementation runs.
 """
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -79,6 +80,24 @@ def check_loss_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: f
                          f'{tuple(mask_logits.shape)} and targets {tuple(targets.shape)}')
     if valid is not None:
         check_valid(valid, mask_logits, targets.shape, 'the targets')
+
+
+def check_point_loss_inputs(mask_logits: torch.Tensor, points: torch.Tensor,
+                            targets: torch.Tensor, alpha: float, gamma: float, eps: float,
+                            valid: Optional[torch.Tensor], weights) -> None:
+    """(N, h, w) logits, (N, P, 2) points, (N, P) targets and valid; two finite, non-negative
+    weights (of the focal and the dice loss), not both zero."""
+    check_logits('mask_logits', mask_logits, (3, ))
+    check_point_sample_inputs(mask_logits[:, None], points)
+    if targets.shape != points.shape[:2]:
+        raise ValueError(f'targets must be (N, P) = {tuple(points.shape[:2])} as the points, got '
+                         f'{tuple(targets.shape)}')
+    check_loss_inputs(mask_logits.new_empty(1).expand(targets.shape), targets, alpha, gamma, eps,
+                      valid)
+    if (len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights)
+            or weights[0] == weights[1] == 0):
+        raise ValueError(f'weights must be two finite, non-negative numbers (focal, dice), not '
+                         f'both 0, got {tuple(weights)}')
 
 
 def check_cost_inputs(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float,

@@ -11,8 +11,8 @@ import torch
 
 from ._extension import require_extension
 from ._validation import (check_class_and_mask_logits, check_cost_inputs, check_geometry,
-                          check_loss_inputs, check_panoptic_inputs, check_point_sample_inputs,
-                          check_select_uncertain_inputs, check_size)
+                          check_loss_inputs, check_panoptic_inputs, check_point_loss_inputs,
+                          check_point_sample_inputs, check_select_uncertain_inputs, check_size)
 from .reference import sample_uncertain_points_with
 
 
@@ -70,6 +70,72 @@ def point_sample(inputs: torch.Tensor, points: torch.Tensor,
         raise ValueError('the compiled point_sample is not differentiable with respect to points; '
                          'pass points.detach() or use mmseg_maskformer.ops.reference.point_sample')
     return _ops().point_sample(inputs, points, bool(align_corners))
+
+
+class _PointSampledFocalDiceLoss(torch.autograd.Function):
+    """Forward also computes the gradient, scattered to the (N, h, w) logit maps for the losses'
+    configured weights, and keeps only that map: 4 bytes per logit pixel instead of the points,
+    sampled logits and targets (16 bytes per point; 12544 points of a 128² map) that the
+    sample-then-loss chain keeps for backward."""
+
+    @staticmethod
+    def forward(ctx, mask_logits, points, targets, alpha, gamma, eps, valid, weights):
+        ops = _ops()
+        logits = ops.point_sample(mask_logits[:, None], points, False)[:, 0]
+        focal, dice, sums = ops.sigmoid_focal_dice_loss(logits, targets, alpha, gamma, eps, valid)
+        ctx.weights = weights
+        if ctx.needs_input_grad[0]:
+            per_mask = [sums.new_full(sums.shape[:1], w) for w in weights]
+            grad_points = ops.sigmoid_focal_dice_loss_backward(*per_mask, logits, targets, sums,
+                                                               alpha, gamma, eps, valid)
+            grad_map = ops.point_sample_backward(grad_points[:, None], points,
+                                                 mask_logits.shape[-2], mask_logits.shape[-1],
+                                                 False)[:, 0]
+            ctx.save_for_backward(grad_map.to(mask_logits.dtype))
+        return focal, dice
+
+    @staticmethod
+    def backward(ctx, grad_focal, grad_dice):
+        grad_map, = ctx.saved_tensors
+        scale = _common_scale(grad_focal, grad_dice, ctx.weights)
+        return grad_map * scale[:, None, None].to(grad_map.dtype), *(None, ) * 7
+
+
+def _common_scale(grad_focal, grad_dice, weights) -> torch.Tensor:
+    """The per-mask c with (grad_focal, grad_dice) = c · weights, or an error saying why the map
+    saved for backward cannot serve."""
+    w_focal, w_dice = weights  # autograd passes zeros, not None, for an unused output
+    scale = grad_focal / w_focal if w_focal else grad_dice / w_dice
+    if not (torch.allclose(grad_focal, scale * w_focal, rtol=1e-4, atol=0)
+            and torch.allclose(grad_dice, scale * w_dice, rtol=1e-4, atol=0)):
+        raise RuntimeError(
+            'point_sampled_focal_dice_loss: the focal and dice losses reached the total loss with '
+            f'weights other than the ones it was given ({w_focal:g}, {w_dice:g}), e.g. a loss '
+            'scaled after the criterion: set the weights in loss_mask / loss_dice instead, or use '
+            "loss_impl='reference'")
+    return scale
+
+
+def point_sampled_focal_dice_loss(mask_logits: torch.Tensor,
+                                  points: torch.Tensor,
+                                  targets: torch.Tensor,
+                                  alpha: float = 0.25,
+                                  gamma: float = 2.0,
+                                  eps: float = 1.0,
+                                  valid: Optional[torch.Tensor] = None,
+                                  weights: Tuple[float, float] = (1.0, 1.0)
+                                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mmseg_maskformer.ops.reference.point_sampled_focal_dice_loss`, keeping one (N, h, w)
+    gradient map for backward. That map is computed for ``weights``, the factors with which the
+    focal and the dice loss enter the total (up to a common per-mask factor such as
+    1 / num_masks or a loss scale): a backward with another ratio raises an error."""
+    check_point_loss_inputs(mask_logits, points, targets, alpha, gamma, eps, valid, weights)
+    if points.requires_grad and torch.is_grad_enabled():
+        raise ValueError('point_sampled_focal_dice_loss is not differentiable with respect to '
+                         'points; pass points.detach()')
+    return _PointSampledFocalDiceLoss.apply(mask_logits, points, targets, float(alpha),
+                                            float(gamma), float(eps), valid,
+                                            tuple(float(w) for w in weights))
 
 
 def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Tensor,

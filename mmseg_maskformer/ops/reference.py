@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import (check_class_and_mask_logits, check_cost_inputs, check_geometry,
-                          check_loss_inputs, check_panoptic_inputs, check_point_sample_inputs,
-                          check_select_uncertain_inputs, check_size, point_sample_dtype)
+                          check_loss_inputs, check_panoptic_inputs, check_point_loss_inputs,
+                          check_point_sample_inputs, check_select_uncertain_inputs, check_size,
+                          point_sample_dtype)
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
@@ -128,6 +129,24 @@ def point_sample(inputs: torch.Tensor, points: torch.Tensor,
     out = F.grid_sample(inputs.to(dtype), grid, mode='bilinear', padding_mode='zeros',
                         align_corners=align_corners)
     return out[..., 0].to(point_sample_dtype(inputs))
+
+
+def point_sampled_focal_dice_loss(mask_logits: torch.Tensor,
+                                  points: torch.Tensor,
+                                  targets: torch.Tensor,
+                                  alpha: float = 0.25,
+                                  gamma: float = 2.0,
+                                  eps: float = 1.0,
+                                  valid: Optional[torch.Tensor] = None,
+                                  weights: Tuple[float, float] = (1.0, 1.0)
+                                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-mask focal and dice losses of (N, h, w) logits sampled at (N, P, 2) points, against
+    (N, P) targets: :func:`sigmoid_focal_dice_loss` of :func:`point_sample` (Mask2Former's
+    point-sampled mask losses). ``weights`` (of the focal and the dice loss in the total) change
+    nothing here; the compiled op needs them for its backward."""
+    check_point_loss_inputs(mask_logits, points, targets, alpha, gamma, eps, valid, weights)
+    logits = point_sample(mask_logits[:, None], points)[:, 0]
+    return sigmoid_focal_dice_loss(logits, targets, alpha, gamma, eps, valid)
 
 
 def sample_uncertain_points(mask_logits: torch.Tensor,
