@@ -60,8 +60,8 @@ def readme_commands():
     code = ' '.join(re.findall(r'```.*?```', text, re.S) + re.findall(r'`[^`\n]+`', text))
     tools = set(re.findall(r'(?<![\w/])tools/[a-z_]+\.(?:py|sh)', code))  # not tests/tools/
     with open(os.path.join(REPO, 'Makefile')) as f:
-        makefile_targets = set(re.findall(r'^([a-z][a-z-]*):', f.read(), re.M))
-    targets = {f'make {t}' for t in re.findall(r'\bmake ([a-z][a-z-]*)\b', code)
+        makefile_targets = set(re.findall(r'^([a-z][a-z0-9-]*):', f.read(), re.M))
+    targets = {f'make {t}' for t in re.findall(r'\bmake ([a-z][a-z0-9-]*)\b', code)
                if t in makefile_targets}
     return tools | targets
 
