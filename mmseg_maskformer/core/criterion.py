@@ -117,11 +117,10 @@ class SetCriterion:
             every_mask = [(None, torch.arange(len(masks))) for masks in gt_masks]
             shared = (concatenated(gt_masks),
                       None if gt_valid is None else _matched_valid(gt_valid, every_mask))
-        losses = {}
+        losses, terms = {}, self.terms
         for layer, (cls_logits, mask_logits, layer_indices) in enumerate(
                 zip(all_cls_logits, all_mask_logits, indices)):
             prefix = '' if layer == num_layers - 1 else f'd{layer}.'
-            terms = self.terms
             loss_cls = self.loss_classes(cls_logits, gt_labels, layer_indices)
             losses[prefix + 'loss_cls'] = terms.cls_weight * loss_cls
             if terms.mask is None and terms.dice is None:
