@@ -37,6 +37,10 @@ TORCH_LIBRARY(mmseg_maskformer, m) {
       "Tensor",
       tags);
   m.def(
+      "sample_uncertain_points(Tensor mask_logits, Tensor seed, int num_points, "
+      "int num_candidates, int num_uncertain) -> Tensor",
+      tags);
+  m.def(
       "semantic_scores(Tensor cls_logits, Tensor mask_logits, SymInt height, SymInt width) -> "
       "Tensor",
       tags);

@@ -20,7 +20,7 @@ MaskFormer rows:
   reference  ours, ``loss_impl='reference'``
   fused-pts  ours, ``loss_impl='fused'``, ``num_points=12544``
   floor      our network's forward and backward of a loss that touches every output but does no
-             matching (the outputs' sum times 0), and the same optimiser step
+             matching (each output times 0, summed), and the same optimiser step
 
 Mask2Former rows:
 
@@ -30,8 +30,8 @@ Mask2Former rows:
              points)
   reference  ours, ``loss_impl='reference'`` (12544 points)
   floor      our network's forward and backward of a loss that touches every output of all 10
-             prediction sets but does no matching (their sum times 0), and the same optimiser
-             step
+             prediction sets but does no matching (each output times 0, summed), and the same
+             optimiser step
 
 Each row runs in a fresh subprocess so that its memory is its own. Peak memory is the most the
 tensors held at once (weights, gradients and AdamW state included): on CUDA
@@ -47,6 +47,12 @@ phases: forward (backbone and head), matching (our matcher / mmdet's assigner; f
 Mask2Former its ``_get_targets_single``: the uniform points of the matching costs, the assigner
 and the targets, as our matcher samples its points too), losses (the rest of the loss
 computation), backward, optimiser.
+
+The floor's loss gives every output a dense zero gradient, as a real loss gives a dense one. (A
+plain sum times 0 gives stride-0 gradients, with which Mask2Former's backward ran 0.3-0.6 s
+slower at B = 2 / 60 on a 2-core CPU — 5.74-6.00 s against 5.42-5.48 s, three alternating
+runs — flattering every ratio to the floor; MaskFormer's backward took the same time either way.
+Results made before 2026-12-06 used the plain sum.)
 
 With ``--rounds R`` every row of a size runs R times, the rows taking turns (fused, floor, fused,
 floor, ...), so that a slow spell of a shared machine falls on all of them: times, memory and
@@ -197,8 +203,8 @@ def make_step(impl, model, optim_wrapper, images, samples, timer, model_name='ma
         if impl == 'floor':
             # MaskFormer: two (L, B, Q, ...) tensors; Mask2Former: two lists of 10 predictions.
             outputs = head(model.extract_feat(images), samples)
-            loss = sum(t.sum() for part in outputs
-                       for t in (part if isinstance(part, (list, tuple)) else [part])) * 0
+            loss = sum((t * 0).sum() for part in outputs
+                       for t in (part if isinstance(part, (list, tuple)) else [part]))
         else:
             loss, _ = model.parse_losses(model.loss(images, samples))
         timer.mark('losses')

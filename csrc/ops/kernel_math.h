@@ -111,17 +111,20 @@ struct FocalParams {
   C10_HOST_DEVICE C10_ALWAYS_INLINE V alpha_t(const V& t) const {
     return alpha >= 0 ? V(alpha) * t + V(1 - alpha) * (V(1) - t) : V(1);
   }
-  // gamma == 2 is the default everywhere; a multiply is much cheaper than pow.
+  // gamma == 2 (MaskFormer's focal loss) and gamma == 0 (Mask2Former's binary cross-entropy)
+  // are the cases in use: a multiply or nothing, where pow costs more than the rest of the loss.
   template <typename V>
   C10_HOST_DEVICE C10_ALWAYS_INLINE V modulate(const V& q) const {
-    return gamma == T(2) ? q * q : m_pow(q, V(gamma));
+    return gamma == T(2) ? q * q : gamma == T(0) ? V(1) : m_pow(q, V(gamma));
   }
   // d(q^gamma)/dx given modulation = q^gamma and dq = dq/dx, as gamma q^gamma (dq / q). Since
   // |dq| <= q (see FocalTerm) this stays finite for gamma < 1 and q -> 0, where the textbook
-  // gamma q^(gamma-1) dq gives inf * 0. For gamma == 2 it is 2 q dq, without the division.
+  // gamma q^(gamma-1) dq gives inf * 0. For gamma == 2 it is 2 q dq, without the division; for
+  // gamma == 0, 0.
   template <typename V>
   C10_HOST_DEVICE C10_ALWAYS_INLINE V modulate_grad(const V& q, const V& modulation,
                                                     const V& dq) const {
+    if (gamma == T(0)) return V(0);
     return gamma == T(2) ? V(2) * q * dq
                          : V(gamma) * modulation * m_select(q > V(0), dq / q, V(0));
   }

@@ -184,6 +184,33 @@ void check_select_uncertain_points_args(const at::Tensor& candidate_logits,
               candidate_logits.size(1));
 }
 
+void check_sample_uncertain_points_args(const at::Tensor& mask_logits, const at::Tensor& seed,
+                                        int64_t num_points, int64_t num_candidates,
+                                        int64_t num_uncertain) {
+  TORCH_CHECK(mask_logits.dim() == 3 && at::isFloatingType(mask_logits.scalar_type()),
+              "sample_uncertain_points: mask_logits must be a floating (N, h, w) tensor, got ",
+              mask_logits.scalar_type(), " ", mask_logits.sizes());
+  TORCH_CHECK(mask_logits.size(1) > 0 && mask_logits.size(2) > 0,
+              "sample_uncertain_points: mask_logits must have a non-empty (h, w), got ",
+              mask_logits.sizes());
+  TORCH_CHECK(mask_logits.size(0) <= std::numeric_limits<uint32_t>::max(),
+              "sample_uncertain_points: at most 2^32 masks, got ", mask_logits.size(0));
+  TORCH_CHECK(seed.dim() == 0 && seed.scalar_type() == at::kLong,
+              "sample_uncertain_points: seed must be a 0-dim int64 tensor, got ",
+              seed.scalar_type(), " ", seed.sizes());
+  TORCH_CHECK(seed.device() == mask_logits.device(), "sample_uncertain_points: seed is on ",
+              seed.device(), " but mask_logits are on ", mask_logits.device());
+  TORCH_CHECK(num_points > 0, "sample_uncertain_points: num_points must be positive, got ",
+              num_points);
+  TORCH_CHECK(0 <= num_candidates && num_candidates <= std::numeric_limits<int32_t>::max(),
+              "sample_uncertain_points: num_candidates must be in [0, 2^31), got ",
+              num_candidates);
+  TORCH_CHECK(0 <= num_uncertain && num_uncertain <= std::min(num_points, num_candidates),
+              "sample_uncertain_points: num_uncertain must be in [0, min(num_points, "
+              "num_candidates)] = [0, ",
+              std::min(num_points, num_candidates), "], got ", num_uncertain);
+}
+
 at::ScalarType point_sample_dtype(const at::Tensor& inputs) {
   return at::isFloatingType(inputs.scalar_type()) ? inputs.scalar_type() : at::kFloat;
 }

@@ -67,6 +67,12 @@ void check_point_sample_backward_args(const at::Tensor& grad_output, const at::T
 // candidates on the same device, 0 <= num_uncertain <= C < 2^31.
 void check_select_uncertain_points_args(const at::Tensor& candidate_logits,
                                         const at::Tensor& candidates, int64_t num_uncertain);
+// Validates sample_uncertain_points' arguments: (N, h, w) floating logits with N < 2^32, a
+// 0-dim int64 seed on their device, 0 <= num_uncertain <= min(num_points, num_candidates) and
+// num_candidates < 2^31.
+void check_sample_uncertain_points_args(const at::Tensor& mask_logits, const at::Tensor& seed,
+                                        int64_t num_points, int64_t num_candidates,
+                                        int64_t num_uncertain);
 // The kernels' compute and output element types for point_sample inputs of element type scalar_t.
 template <typename scalar_t>
 using sample_acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;

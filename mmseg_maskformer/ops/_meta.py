@@ -51,6 +51,11 @@ def _select_uncertain_points_fake(candidate_logits, candidates, num_uncertain):
     return candidates.new_empty((candidates.shape[0], num_uncertain, 2))
 
 
+@register_fake('mmseg_maskformer::sample_uncertain_points')
+def _sample_uncertain_points_fake(mask_logits, seed, num_points, num_candidates, num_uncertain):
+    return mask_logits.new_empty((mask_logits.shape[0], num_points, 2), dtype=torch.float32)
+
+
 @register_fake('mmseg_maskformer::semantic_scores')
 def _semantic_scores_fake(cls_logits, mask_logits, height, width):
     shape = (mask_logits.shape[0], cls_logits.shape[-1] - 1, height, width)

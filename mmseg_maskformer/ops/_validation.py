@@ -162,6 +162,30 @@ def check_select_uncertain_inputs(candidate_logits: torch.Tensor, candidates: to
                          f'of candidates), got {num_uncertain}')
 
 
+def check_sample_uncertain_inputs(mask_logits: torch.Tensor, num_points: int,
+                                  oversample_ratio: float,
+                                  importance_sample_ratio: float) -> Tuple[int, int]:
+    """(N, h, w) floating logits and the sampling ratios; returns Mask2Former's numbers of
+    candidates ``int(num_points * oversample_ratio)`` and of uncertain points
+    ``int(importance_sample_ratio * num_points)``."""
+    check_logits('mask_logits', mask_logits, (3, ))
+    if 0 in mask_logits.shape[1:]:
+        raise ValueError(f'mask_logits must have a non-empty (h, w), got '
+                         f'{tuple(mask_logits.shape)}')
+    if not isinstance(num_points, int) or num_points <= 0:
+        raise ValueError(f'num_points must be a positive integer, got {num_points!r}')
+    if not oversample_ratio >= 1:
+        raise ValueError(f'oversample_ratio must be >= 1, got {oversample_ratio}')
+    if not 0 <= importance_sample_ratio <= 1:
+        raise ValueError(f'importance_sample_ratio must be in [0, 1], got '
+                         f'{importance_sample_ratio}')
+    num_candidates = int(num_points * oversample_ratio)
+    if num_candidates >= 2**31:
+        raise ValueError(f'at most 2^31 - 1 candidates per mask, got {num_candidates} '
+                         f'(num_points * oversample_ratio)')
+    return num_candidates, int(importance_sample_ratio * num_points)
+
+
 def point_sample_dtype(inputs: torch.Tensor) -> torch.dtype:
     """Samples have the dtype of floating inputs; those of bool and uint8 inputs are float32."""
     return inputs.dtype if inputs.is_floating_point() else torch.float32

@@ -12,8 +12,9 @@ import torch
 from ._extension import require_extension
 from ._validation import (check_class_and_mask_logits, check_cost_inputs, check_geometry,
                           check_loss_inputs, check_panoptic_inputs, check_point_loss_inputs,
-                          check_point_sample_inputs, check_select_uncertain_inputs, check_size)
-from .reference import sample_uncertain_points_with
+                          check_point_sample_inputs, check_sample_uncertain_inputs,
+                          check_select_uncertain_inputs, check_size)
+from .reference import draw_seed
 
 
 def _ops():
@@ -155,11 +156,19 @@ def sample_uncertain_points(mask_logits: torch.Tensor,
                             oversample_ratio: float = 3.0,
                             importance_sample_ratio: float = 0.75,
                             generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """:func:`mmseg_maskformer.ops.reference.sample_uncertain_points` with the compiled
-    ``point_sample`` and ``select_uncertain_points``; both draw the same random numbers."""
-    return sample_uncertain_points_with(point_sample, select_uncertain_points, mask_logits,
-                                        num_points, oversample_ratio, importance_sample_ratio,
-                                        generator)
+    """Mask2Former's importance sampling in one op: the points of
+    :func:`mmseg_maskformer.ops.reference.sample_uncertain_points` (the same Philox draws from
+    the same seed, the same selection), with the uncertain ones in another order.
+
+    On the CPU each mask's candidates are drawn, sampled and selected in a per-thread buffer,
+    without the (N, C, 2) candidate tensor, on all threads (``torch.rand`` draws on one);
+    on CUDA the candidates are drawn and sampled by one kernel and selected with ``topk``.
+    """
+    num_candidates, num_uncertain = check_sample_uncertain_inputs(
+        mask_logits, num_points, oversample_ratio, importance_sample_ratio)
+    seed = draw_seed(mask_logits.device, generator)
+    return _ops().sample_uncertain_points(mask_logits.detach(), seed, num_points, num_candidates,
+                                          num_uncertain)
 
 
 def semantic_scores(cls_logits: torch.Tensor, mask_logits: torch.Tensor,

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from ._validation import (check_class_and_mask_logits, check_cost_inputs, check_geometry,
                           check_loss_inputs, check_panoptic_inputs, check_point_loss_inputs,
-                          check_point_sample_inputs, check_select_uncertain_inputs, check_size,
+                          check_point_sample_inputs, check_sample_uncertain_inputs,
+                          check_select_uncertain_inputs, check_size,
                           point_sample_dtype)
 
 
@@ -154,21 +155,35 @@ def sample_uncertain_points(mask_logits: torch.Tensor,
                             oversample_ratio: float = 3.0,
                             importance_sample_ratio: float = 0.75,
                             generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Mask2Former's importance sampling of (x, y) points in [0, 1]² per mask.
+    """Mask2Former's importance sampling of (x, y) points in [0, 1]² per mask (official
+    ``get_uncertain_point_coords_with_randomness``).
 
-    Draws ``num_points * oversample_ratio`` uniform candidates, keeps the
-    ``importance_sample_ratio * num_points`` with the least certain logits (highest
-    ``-|logit|``) and adds uniform points for the rest.
+    Draws ``int(num_points * oversample_ratio)`` uniform candidates, keeps the
+    ``int(importance_sample_ratio * num_points)`` with the least certain logits (highest
+    ``-|logit|``, :func:`select_uncertain_points`) and adds uniform points for the rest.
+    The uniform numbers come from Philox4x32-10 (:func:`uniform_points`) under one seed drawn
+    from ``generator`` (torch's default generator of the logits' device when None), so that the
+    compiled op draws the same points on all its threads; they are as uniform as the official
+    ``torch.rand`` draws, but not the same numbers.
 
     Args:
         mask_logits: (N, h, w) logits.
 
     Returns:
-        (N, num_points, 2) float32 points.
+        (N, num_points, 2) float32 points: the uncertain ones first, in no particular order.
     """
-    return sample_uncertain_points_with(point_sample, select_uncertain_points, mask_logits,
-                                        num_points, oversample_ratio, importance_sample_ratio,
-                                        generator)
+    num_candidates, num_uncertain = check_sample_uncertain_inputs(
+        mask_logits, num_points, oversample_ratio, importance_sample_ratio)
+    seed = draw_seed(mask_logits.device, generator)
+    num_masks = mask_logits.shape[0]
+    points = uniform_points(seed, num_masks, num_points - num_uncertain, RANDOM_POINT_STREAM)
+    if num_uncertain > 0:
+        candidates = uniform_points(seed, num_masks, num_candidates, CANDIDATE_STREAM)
+        with torch.no_grad():
+            candidate_logits = point_sample(mask_logits.detach()[:, None], candidates)[:, 0]
+        uncertain = select_uncertain_points(candidate_logits, candidates, num_uncertain)
+        points = torch.cat([uncertain, points], dim=1)
+    return points
 
 
 def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Tensor,
@@ -191,34 +206,66 @@ def select_uncertain_points(candidate_logits: torch.Tensor, candidates: torch.Te
     return torch.gather(candidates, 1, index[..., None].expand(-1, -1, 2))
 
 
-def sample_uncertain_points_with(point_sample_fn, select_fn, mask_logits: torch.Tensor,
-                                 num_points: int, oversample_ratio: float,
-                                 importance_sample_ratio: float,
-                                 generator: Optional[torch.Generator]) -> torch.Tensor:
-    """:func:`sample_uncertain_points` with given ``point_sample`` and
-    ``select_uncertain_points`` implementations, so that the reference and the compiled ops
-    draw the same random numbers in the same order."""
-    if mask_logits.dim() != 3:
-        raise ValueError(f'mask_logits must have shape (N, h, w), got {tuple(mask_logits.shape)}')
-    if num_points <= 0:
-        raise ValueError(f'num_points must be positive, got {num_points}')
-    if oversample_ratio < 1:
-        raise ValueError(f'oversample_ratio must be >= 1, got {oversample_ratio}')
-    if not 0 <= importance_sample_ratio <= 1:
-        raise ValueError(f'importance_sample_ratio must be in [0, 1], got {importance_sample_ratio}')
-    num_masks = mask_logits.shape[0]
-    device = mask_logits.device
-    num_candidates = int(num_points * oversample_ratio)
-    num_uncertain = int(importance_sample_ratio * num_points)
-    num_random = num_points - num_uncertain
-    candidates = torch.rand(num_masks, num_candidates, 2, device=device, generator=generator)
-    with torch.no_grad():
-        candidate_logits = point_sample_fn(mask_logits.detach()[:, None], candidates)[:, 0]
-        points = select_fn(candidate_logits, candidates, num_uncertain)
-    if num_random > 0:
-        random_points = torch.rand(num_masks, num_random, 2, device=device, generator=generator)
-        points = torch.cat([points, random_points], dim=1)
-    return points
+def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """A 0-dim int64 seed in [0, 2^63) on ``device``, from ``generator`` (torch's default
+    generator of the device when None): one draw per call, so that ``torch.manual_seed`` and a
+    restored generator state reproduce the points, without a host sync on a GPU."""
+    return torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device, generator=generator)
+
+
+# Philox4x32-10 (Salmon, Moraes, Dror and Shaw, "Parallel Random Numbers: As Easy as 1, 2, 3",
+# SC 2011), written with int64 tensors holding uint32 words; csrc/ops/philox.h is the compiled twin.
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+CANDIDATE_STREAM, RANDOM_POINT_STREAM = 0, 1
+_LOW32 = 0xFFFFFFFF
+
+
+def _mulhilo32(a: torch.Tensor, m: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Low and high words of a * m for uint32 a (int64 tensor) and m, without int64 overflow:
+    a is split into 16-bit halves, each product then stays below 2^48."""
+    low_product = (a & 0xFFFF) * m
+    high_product = (a >> 16) * m
+    middle = low_product + ((high_product & 0xFFFF) << 16)
+    return middle & _LOW32, ((high_product >> 16) + (middle >> 32)) & _LOW32
+
+
+def philox4x32_10(counter: torch.Tensor, key: Sequence) -> torch.Tensor:
+    """Philox4x32-10 of (..., 4) int64 counters holding uint32 words under the key (k0, k1)
+    (ints or int64 tensors that broadcast with a counter word); returns (..., 4) words."""
+    c0, c1, c2, c3 = counter.unbind(-1)
+    k0, k1 = key
+    for _ in range(10):
+        lo0, hi0 = _mulhilo32(c0, PHILOX_M[0])
+        lo1, hi1 = _mulhilo32(c2, PHILOX_M[1])
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = (k0 + PHILOX_W[0]) & _LOW32, (k1 + PHILOX_W[1]) & _LOW32
+    return torch.stack([c0, c1, c2, c3], -1)
+
+
+def uniform_points(seed: torch.Tensor, num_masks: int, num_points: int,
+                   stream: int) -> torch.Tensor:
+    """(num_masks, num_points, 2) float32 points in [0, 1)² of a Philox stream: words 2p (x)
+    and 2p + 1 (y) of mask n are word j % 4 of Philox4x32-10 of the counter (j // 4, n, stream, 0)
+    under the key (low, high 32 bits of the 0-dim int64 ``seed``), each turned into a float
+    from its 24 high bits."""
+    device = seed.device
+    num_counters = (2 * num_points + 3) // 4
+    block = torch.arange(num_counters, dtype=torch.int64, device=device)
+    key = (seed & _LOW32, (seed >> 32) & _LOW32)
+    chunks = []
+    # Masks a few at a time: the int64 words and their temporaries are 40 bytes per point.
+    for first in range(0, num_masks, 16):
+        masks = torch.arange(first, min(first + 16, num_masks), dtype=torch.int64, device=device)
+        counter = torch.zeros(len(masks), num_counters, 4, dtype=torch.int64, device=device)
+        counter[..., 0] = block
+        counter[..., 1] = masks[:, None]
+        counter[..., 2] = stream
+        words = philox4x32_10(counter, key).flatten(1)[:, :2 * num_points]
+        chunks.append((words >> 8).float() * 2.0**-24)
+    if not chunks:
+        return torch.empty(0, num_points, 2, device=device)
+    return torch.cat(chunks).view(num_masks, num_points, 2)
 
 
 def _resize(x: torch.Tensor, size: Sequence[int], align_corners: bool = False) -> torch.Tensor:

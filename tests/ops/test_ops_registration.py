@@ -59,6 +59,11 @@ def test_opcheck_select_uncertain_points(fused, randn, generator, device):
     torch.library.opcheck(_op('select_uncertain_points'), (randn((3, 40)), candidates, 10))
 
 
+def test_opcheck_sample_uncertain_points(fused, randn, device):
+    seed = torch.tensor(12345, device=device)
+    torch.library.opcheck(_op('sample_uncertain_points'), (randn((3, 6, 7)), seed, 20, 60, 15))
+
+
 def test_torch_compile_fullgraph(fused, randn, make_targets, generator, device):
     """The ops trace as opaque custom ops with fake kernels and autograd: one graph."""
 

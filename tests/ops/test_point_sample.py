@@ -1,4 +1,5 @@
-"""point_sample and sample_uncertain_points against their pure-PyTorch references."""
+"""point_sample and select_uncertain_points against their pure-PyTorch references (the sampler
+that uses them: test_sample_uncertain_points.py)."""
 import os
 import subprocess
 import sys
@@ -132,23 +133,6 @@ def test_points_requiring_grad(fused, randn, generator, device):
     # The dispatching op sends them to the reference, which has that gradient.
     ops.point_sample(inputs, points).sum().backward()
     assert points.grad is not None
-
-
-@pytest.mark.parametrize('num_points, oversample_ratio, importance_sample_ratio',
-                         [(64, 3.0, 0.75), (10, 1.0, 1.0), (33, 2.5, 0.0)])
-def test_sample_uncertain_points_same_draws(fused, randn, device, num_points, oversample_ratio,
-                                            importance_sample_ratio):
-    logits = randn((3, 12, 10), scale=3.0)
-
-    def draw(module):
-        generator = torch.Generator(device=device).manual_seed(7)
-        return module.sample_uncertain_points(logits, num_points, oversample_ratio,
-                                              importance_sample_ratio, generator=generator)
-
-    points = draw(fused)
-    assert points.shape == (3, num_points, 2) and points.dtype == torch.float32
-    # The same points; the compiled selection lists the uncertain ones in another order.
-    torch.testing.assert_close(_by_position(points), _by_position(draw(reference)), rtol=0, atol=0)
 
 
 def _by_position(points):
@@ -303,6 +287,16 @@ def test_portable_cpu_kernels(fused, device):
         grads = [torch.autograd.grad(m.point_sample(x, points).square().sum(), x)[0]
                  for m in (fused, reference)]
         torch.testing.assert_close(*grads)
+        # The sampler: scalar Philox and sampling draw the reference's points.
+        logits = 3 * torch.randn(5, 33, 40, generator=g)
+        for dtype in (torch.float32, torch.float64):
+            got, expected = (m.sample_uncertain_points(logits.to(dtype), 1001, 3.0, 0.75,
+                                                       torch.Generator().manual_seed(1))
+                             for m in (fused, reference))
+            assert torch.equal(got[:, 750:], expected[:, 750:])
+            for mask in range(5):
+                assert (sorted(map(tuple, got[mask, :750].tolist())) ==
+                        sorted(map(tuple, expected[mask, :750].tolist())))
         print('portable ok', torch.backends.cpu.get_cpu_capability())
     ''')
     env = dict(os.environ, ATEN_CPU_CAPABILITY='default', OMP_NUM_THREADS='1')
@@ -310,17 +304,3 @@ def test_portable_cpu_kernels(fused, device):
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'portable ok DEFAULT' in result.stdout
-
-
-def test_sample_uncertain_points_selects_mask2former_points():
-    """The same points as mmdet's get_uncertain_point_coords_with_randomness (Mask2Former's
-    sampler) from the same random draws; only their order may differ."""
-    mmdet_point_sample = pytest.importorskip('mmdet.models.utils.point_sample')
-    logits = 3 * torch.randn(4, 12, 10, generator=torch.Generator().manual_seed(0))
-
-    torch.manual_seed(5)
-    expected = mmdet_point_sample.get_uncertain_point_coords_with_randomness(
-        logits[:, None], None, 50, 3.0, 0.75)
-    torch.manual_seed(5)
-    got = reference.sample_uncertain_points(logits, 50, 3.0, 0.75)
-    torch.testing.assert_close(_by_position(got), _by_position(expected), rtol=0, atol=0)

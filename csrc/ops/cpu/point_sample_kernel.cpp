@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../ops.h"
+#include "../philox.h"
 #include "vectorized.h"
 
 namespace mmseg_maskformer {
@@ -217,6 +218,77 @@ void scatter_points_vec(const float* xy, const scalar_t* grad, int64_t grad_stri
   }
 }
 
+// Philox4x32-10 (philox.h) of 8 counters (first + i, mask, stream, 0) at a time, the lanes of the
+// vectors holding word 0, 1, 2 and 3 of each counter. _mm256_mul_epu32 multiplies the even
+// 32-bit lanes into 64-bit products, so the odd lanes take a second multiply.
+C10_ALWAYS_INLINE void mulhilo8(__m256i a, __m256i m, __m256i& lo, __m256i& hi) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// Words [0, count) of the stream (mask, stream) as floats, what philox_uniform writes.
+inline void philox_uniform_vec(PhiloxKey key, uint32_t mask, uint32_t stream, int64_t count,
+                               float* out) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int32_t>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int32_t>(kPhiloxM1));
+  __m256i k0[kPhiloxRounds], k1[kPhiloxRounds];
+  for (int round = 0; round < kPhiloxRounds; ++round) {
+    k0[round] = _mm256_set1_epi32(static_cast<int32_t>(key.k0 + round * kPhiloxW0));
+    k1[round] = _mm256_set1_epi32(static_cast<int32_t>(key.k1 + round * kPhiloxW1));
+  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 scale = _mm256_set1_ps(5.9604644775390625e-08f);  // 2^-24
+  const int64_t vector_words = count / 32 * 32;
+  for (int64_t j = 0; j < vector_words; j += 32) {
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(j / 4)), lane);
+    __m256i c1 = _mm256_set1_epi32(static_cast<int32_t>(mask));
+    __m256i c2 = _mm256_set1_epi32(static_cast<int32_t>(stream));
+    __m256i c3 = _mm256_setzero_si256();
+    for (int round = 0; round < kPhiloxRounds; ++round) {
+      __m256i lo0, hi0, lo1, hi1;
+      mulhilo8(c0, m0, lo0, hi0);
+      mulhilo8(c2, m1, lo1, hi1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), k0[round]);
+      c1 = lo1;
+      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), k1[round]);
+      c3 = lo0;
+    }
+    // Transposed to counter order: words 0-3 of counter 0, then of counter 1, ...
+    const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
+    const __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
+    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    const __m256i words[4] = {
+        _mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u2, u3, 0x20),
+        _mm256_permute2x128_si256(u0, u1, 0x31), _mm256_permute2x128_si256(u2, u3, 0x31)};
+    for (int v = 0; v < 4; ++v) {
+      const __m256 uniform =
+          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(words[v], 8)), scale);
+      _mm256_storeu_ps(out + j + 8 * v, uniform);
+    }
+  }
+  philox_uniform(key, mask, stream, vector_words, count - vector_words, out + vector_words);
+}
+
+// The logits of one (height, width) plane at count points xy (x, y interleaved), as
+// sample_points_vec samples them.
+template <typename scalar_t>
+void sample_plane_vec(const scalar_t* plane, int64_t height, int64_t width, int64_t sy,
+                      int64_t sx, const float* xy, int64_t count, float* out) {
+  CornerLanes g;
+  for (int64_t first = 0; first < count; first += kLanes) {
+    const int64_t lanes = std::min(kLanes, count - first);
+    corner_lanes(xy + 2 * first, lanes, height, width, sy, sx, false, g);
+    const VecF value = VecF::loadu(g.weight[0]) * corner_values(plane, g.offset[0]) +
+                       VecF::loadu(g.weight[1]) * corner_values(plane, g.offset[1]) +
+                       VecF::loadu(g.weight[2]) * corner_values(plane, g.offset[2]) +
+                       VecF::loadu(g.weight[3]) * corner_values(plane, g.offset[3]);
+    value.store(out + first, lanes);
+  }
+}
+
 MMSEG_VEC_END
 #endif
 
@@ -318,9 +390,9 @@ at::Tensor point_sample_backward_cpu(const at::Tensor& grad_output, const at::Te
   return grad_input;
 }
 
-// Sort keys of select_uncertain_kernel ordered by (|logit|, candidate index), NaN first. float
-// logits pack both into one integer (the bits of a non-negative float order as the float does),
-// which nth_element compares much faster than a pair.
+// Sort keys of the uncertain-point selections ordered by (|logit|, candidate index), NaN first.
+// float logits pack both into one integer (the bits of a non-negative float order as the float
+// does), which is compared much faster than a pair and can be selected by its high bits.
 template <typename acc_t>
 struct UncertaintyKey {
   using type = std::pair<acc_t, int64_t>;
@@ -330,19 +402,66 @@ struct UncertaintyKey {
   static int64_t index(const type& key) { return key.second; }
 };
 
+// NaN is 0, every other |logit| its bits + 1 (at most those of inf + 1), so that NaN comes
+// strictly before 0 as topk(-|logit|) ranks them.
 template <>
 struct UncertaintyKey<float> {
   using type = uint64_t;
   static type make(float value, int64_t index) {
-    const float magnitude = std::isnan(value) ? 0.0f : std::abs(value);
-    uint32_t bits;
-    std::memcpy(&bits, &magnitude, sizeof(bits));
+    uint32_t bits = 0;
+    if (!std::isnan(value)) {
+      const float magnitude = std::abs(value);
+      std::memcpy(&bits, &magnitude, sizeof(bits));
+      ++bits;
+    }
     return (static_cast<uint64_t>(bits) << 32) | static_cast<uint64_t>(index);
   }
   static int64_t index(type key) { return static_cast<int64_t>(key & 0xffffffffu); }
 };
 
-// One task per mask: a selection (nth_element) of its candidates by (|logit|, index) and a copy
+// Moves the k smallest of a mask's keys to the front of keys, in no particular order; one per
+// thread, holding its buffers.
+template <typename key_t>
+struct SmallestKeys {
+  void select(std::vector<key_t>& keys, int64_t k) {
+    std::nth_element(keys.begin(), keys.begin() + k, keys.end());
+  }
+};
+
+// Integer keys by a radix step first: a histogram of the keys' top 12 bits (the float's exponent
+// and 3 mantissa bits, as the sign bit is 0) finds the bin that holds the k-th smallest; keys of
+// lower bins are taken, and nth_element runs on that bin only (a few percent of the keys): 4-5x
+// faster than nth_element on all 37632 candidates of Mask2Former.
+template <>
+struct SmallestKeys<uint64_t> {
+  static constexpr int kShift = 51;
+  std::vector<uint32_t> histogram = std::vector<uint32_t>(size_t{1} << (64 - kShift));
+  std::vector<uint64_t> boundary;
+
+  void select(std::vector<uint64_t>& keys, int64_t k) {
+    if (k == 0 || k == static_cast<int64_t>(keys.size())) return;
+    std::fill(histogram.begin(), histogram.end(), 0u);
+    for (const uint64_t key : keys) ++histogram[key >> kShift];
+    uint64_t bin = 0;
+    int64_t below = 0;
+    while (below + histogram[bin] <= k) below += histogram[bin++];
+    boundary.resize(histogram[bin]);
+    int64_t front = 0, in_bin = 0;
+    for (const uint64_t key : keys) {  // front never passes the key being read
+      const uint64_t key_bin = key >> kShift;
+      if (key_bin < bin) {
+        keys[front++] = key;
+      } else if (key_bin == bin) {
+        boundary[in_bin++] = key;
+      }
+    }
+    const int64_t rest = k - below;
+    std::nth_element(boundary.begin(), boundary.begin() + rest, boundary.end());
+    std::copy(boundary.begin(), boundary.begin() + rest, keys.begin() + below);
+  }
+};
+
+// One task per mask: a selection (SmallestKeys) of its candidates by (|logit|, index) and a copy
 // of the selected ones, where topk(-|logit|) + gather take three passes and a sort buffer. NaN
 // logits rank as the least certain, as in topk(-|logit|); equal ones go by candidate index.
 template <typename scalar_t, typename point_t>
@@ -356,12 +475,13 @@ void select_uncertain_kernel(const at::Tensor& candidate_logits, const at::Tenso
   point_t* out = output.mutable_data_ptr<point_t>();
   at::parallel_for(0, candidate_logits.size(0), 1, [&](int64_t begin, int64_t end) {
     std::vector<typename Key::type> keys(num_candidates);
+    SmallestKeys<typename Key::type> smallest;
     for (int64_t n = begin; n < end; ++n) {
       const scalar_t* row = logits + n * sn;
       for (int64_t c = 0; c < num_candidates; ++c) {
         keys[c] = Key::make(static_cast<sample_acc_t<scalar_t>>(row[c * sc]), c);
       }
-      std::nth_element(keys.begin(), keys.begin() + num_uncertain, keys.end());
+      smallest.select(keys, num_uncertain);
       const point_t* points = xy + 2 * n * num_candidates;
       point_t* selected = out + 2 * n * num_uncertain;
       for (int64_t i = 0; i < num_uncertain; ++i) {
@@ -392,12 +512,98 @@ at::Tensor select_uncertain_points_cpu(const at::Tensor& candidate_logits,
   return output;
 }
 
+
+// One task per mask: its candidates drawn (Philox, philox.h), sampled, selected as in
+// select_uncertain_kernel, and its uniform points drawn, with no (N, C, 2) candidate tensor.
+template <typename scalar_t>
+void sample_uncertain_kernel(const at::Tensor& mask_logits, PhiloxKey key, int64_t num_points,
+                             int64_t num_candidates, int64_t num_uncertain, at::Tensor& output) {
+  using acc_t = sample_acc_t<scalar_t>;
+  using Key = UncertaintyKey<acc_t>;
+  const int64_t height = mask_logits.size(1), width = mask_logits.size(2);
+  const int64_t sn = mask_logits.stride(0), sy = mask_logits.stride(1), sx = mask_logits.stride(2);
+  const scalar_t* logits = mask_logits.const_data_ptr<scalar_t>();
+  float* out = output.mutable_data_ptr<float>();
+#if MMSEG_MASKFORMER_VEC
+  const bool vectorized = std::is_same_v<acc_t, float> && vectorized_cpu() &&
+                          offsets_fit_int32(height, width, sy, sx);
+#else
+  const bool vectorized = false;
+#endif
+  const int64_t candidates = num_uncertain > 0 ? num_candidates : 0;
+  const int64_t random_words = 2 * (num_points - num_uncertain);
+  at::parallel_for(0, mask_logits.size(0), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> xy(2 * candidates);
+    std::vector<acc_t> values(candidates);
+    std::vector<typename Key::type> keys(candidates);
+    SmallestKeys<typename Key::type> smallest;
+    for (int64_t n = begin; n < end; ++n) {
+      const scalar_t* plane = logits + n * sn;
+      float* points = out + 2 * n * num_points;
+      const uint32_t mask = static_cast<uint32_t>(n);
+      if (candidates > 0) {
+#if MMSEG_MASKFORMER_VEC
+        if (vectorized) {
+          philox_uniform_vec(key, mask, kCandidateStream, 2 * candidates, xy.data());
+          if constexpr (std::is_same_v<acc_t, float>) {
+            sample_plane_vec(plane, height, width, sy, sx, xy.data(), candidates, values.data());
+          }
+        }
+#endif
+        if (!vectorized) {
+          philox_uniform(key, mask, kCandidateStream, 0, 2 * candidates, xy.data());
+          for (int64_t c = 0; c < candidates; ++c) {
+            values[c] = GridCorners<acc_t>(xy[2 * c], xy[2 * c + 1], height, width, false)
+                            .sample(plane, sy, sx, height, width);
+          }
+        }
+        // Ranked as point_sample returns them, rounded to the logits' type.
+        for (int64_t c = 0; c < candidates; ++c) {
+          keys[c] = Key::make(static_cast<acc_t>(static_cast<scalar_t>(values[c])), c);
+        }
+        smallest.select(keys, num_uncertain);
+        for (int64_t i = 0; i < num_uncertain; ++i) {
+          const int64_t c = Key::index(keys[i]);
+          points[2 * i] = xy[2 * c];
+          points[2 * i + 1] = xy[2 * c + 1];
+        }
+      }
+#if MMSEG_MASKFORMER_VEC
+      if (vectorized) {
+        philox_uniform_vec(key, mask, kRandomPointStream, random_words,
+                           points + 2 * num_uncertain);
+        continue;
+      }
+#endif
+      philox_uniform(key, mask, kRandomPointStream, 0, random_words, points + 2 * num_uncertain);
+    }
+  });
+}
+
+at::Tensor sample_uncertain_points_cpu(const at::Tensor& mask_logits, const at::Tensor& seed,
+                                       int64_t num_points, int64_t num_candidates,
+                                       int64_t num_uncertain) {
+  check_sample_uncertain_points_args(mask_logits, seed, num_points, num_candidates,
+                                     num_uncertain);
+  at::Tensor output =
+      at::empty({mask_logits.size(0), num_points, 2}, mask_logits.options().dtype(at::kFloat));
+  if (output.numel() == 0) return output;
+  const PhiloxKey key(seed.item<int64_t>());
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, mask_logits.scalar_type(), "sample_uncertain_points_cpu", [&] {
+        sample_uncertain_kernel<scalar_t>(mask_logits, key, num_points, num_candidates,
+                                          num_uncertain, output);
+      });
+  return output;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mmseg_maskformer, CPU, m) {
   m.impl("point_sample", TORCH_FN(point_sample_cpu));
   m.impl("point_sample_backward", TORCH_FN(point_sample_backward_cpu));
   m.impl("select_uncertain_points", TORCH_FN(select_uncertain_points_cpu));
+  m.impl("sample_uncertain_points", TORCH_FN(sample_uncertain_points_cpu));
 }
 
 }  // namespace ops

@@ -3,6 +3,7 @@
 #include <ATen/cuda/Atomic.cuh>
 
 #include "../ops.h"
+#include "../philox.h"
 #include "cuda_utils.cuh"
 
 namespace mmseg_maskformer {
@@ -108,12 +109,97 @@ at::Tensor select_uncertain_points_cuda(const at::Tensor& candidate_logits,
   return at::gather(candidates, 1, index.unsqueeze(-1).expand({-1, -1, 2}));
 }
 
+
+// One thread per Philox counter of the candidate stream, i.e. per two candidates (words x0 y0 x1
+// y1, philox.h): draws them and samples the mask's logits there.
+template <typename scalar_t, typename acc_t>
+__global__ void uncertain_candidates_kernel(const scalar_t* logits, int64_t sn, int64_t sy,
+                                            int64_t sx, int64_t height, int64_t width,
+                                            const int64_t* seed, int64_t num_candidates,
+                                            float* candidates, acc_t* values, int64_t total) {
+  const PhiloxKey key(*seed);
+  const int64_t pairs = (num_candidates + 1) / 2;
+  MMSEG_CUDA_KERNEL_LOOP(i, total) {
+    const int64_t n = i / pairs, pair = i % pairs;
+    uint32_t c[4] = {static_cast<uint32_t>(pair), static_cast<uint32_t>(n), kCandidateStream, 0};
+    philox4x32_10(c, key.k0, key.k1);
+    for (int k = 0; k < 2 && 2 * pair + k < num_candidates; ++k) {
+      const int64_t index = n * num_candidates + 2 * pair + k;
+      const float x = uniform_from_bits(c[2 * k]), y = uniform_from_bits(c[2 * k + 1]);
+      candidates[2 * index] = x;
+      candidates[2 * index + 1] = y;
+      // Ranked as point_sample returns them, rounded to the logits' type.
+      values[index] = static_cast<scalar_t>(GridCorners<acc_t>(x, y, height, width, false)
+                                                .sample(logits + n * sn, sy, sx, height, width));
+    }
+  }
+}
+
+// One thread per Philox counter of a stream: words [0, words) of each mask, written from
+// out + n * row_stride.
+__global__ void uniform_words_kernel(const int64_t* seed, uint32_t stream, int64_t words,
+                                     float* out, int64_t row_stride, int64_t total) {
+  const PhiloxKey key(*seed);
+  const int64_t blocks = (words + 3) / 4;
+  MMSEG_CUDA_KERNEL_LOOP(i, total) {
+    const int64_t n = i / blocks, block = i % blocks;
+    uint32_t c[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(n), stream, 0};
+    philox4x32_10(c, key.k0, key.k1);
+    for (int w = 0; w < 4 && 4 * block + w < words; ++w) {
+      out[n * row_stride + 4 * block + w] = uniform_from_bits(c[w]);
+    }
+  }
+}
+
+// The candidates are drawn and sampled in one kernel, selected with topk (select_uncertain_points)
+// and the uniform points drawn by a second kernel; the seed stays on the device.
+at::Tensor sample_uncertain_points_cuda(const at::Tensor& mask_logits, const at::Tensor& seed,
+                                        int64_t num_points, int64_t num_candidates,
+                                        int64_t num_uncertain) {
+  check_sample_uncertain_points_args(mask_logits, seed, num_points, num_candidates,
+                                     num_uncertain);
+  const c10::cuda::CUDAGuard device_guard(mask_logits.device());
+  const int64_t num_masks = mask_logits.size(0);
+  at::Tensor output =
+      at::empty({num_masks, num_points, 2}, mask_logits.options().dtype(at::kFloat));
+  if (num_masks == 0) return output;
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  if (num_uncertain > 0) {
+    at::Tensor candidates = at::empty({num_masks, num_candidates, 2}, output.options());
+    at::Tensor values =
+        at::empty({num_masks, num_candidates}, output.options().dtype(compute_dtype(mask_logits)));
+    const int64_t total = num_masks * ((num_candidates + 1) / 2);
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, mask_logits.scalar_type(), "sample_uncertain_points_cuda", [&] {
+          using acc_t = sample_acc_t<scalar_t>;
+          uncertain_candidates_kernel<scalar_t, acc_t><<<grid_size(total), kThreads, 0, stream>>>(
+              mask_logits.const_data_ptr<scalar_t>(), mask_logits.stride(0),
+              mask_logits.stride(1), mask_logits.stride(2), mask_logits.size(1),
+              mask_logits.size(2), seed.const_data_ptr<int64_t>(), num_candidates,
+              candidates.mutable_data_ptr<float>(), values.mutable_data_ptr<acc_t>(), total);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
+    output.narrow(1, 0, num_uncertain)
+        .copy_(select_uncertain_points_cuda(values, candidates, num_uncertain));
+  }
+  const int64_t words = 2 * (num_points - num_uncertain);
+  if (words > 0) {
+    const int64_t total = num_masks * ((words + 3) / 4);
+    uniform_words_kernel<<<grid_size(total), kThreads, 0, stream>>>(
+        seed.const_data_ptr<int64_t>(), kRandomPointStream, words,
+        output.mutable_data_ptr<float>() + 2 * num_uncertain, 2 * num_points, total);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return output;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mmseg_maskformer, CUDA, m) {
   m.impl("point_sample", TORCH_FN(point_sample_cuda));
   m.impl("point_sample_backward", TORCH_FN(point_sample_backward_cuda));
   m.impl("select_uncertain_points", TORCH_FN(select_uncertain_points_cuda));
+  m.impl("sample_uncertain_points", TORCH_FN(sample_uncertain_points_cuda));
 }
 
 }  // namespace ops
