@@ -1,4 +1,5 @@
 """tools/benchmark_train_step.py in its quick mode, on small crops, for both models."""
+import json
 import os
 import re
 import subprocess
@@ -55,27 +56,38 @@ def _check_report(report, impls):
     assert process['peer'].group(3) == '1.00×' and process['floor'].group(4) == '1.00×'
 
 
+def _main_in_process(monkeypatch, *args):
+    """The tool's ``main`` with ``args``, each row measured in this process: at these sizes a row
+    process costs more in imports than the row itself. (The row processes' launcher,
+    ``run_worker``, runs in tests/tools/test_gpu_check.py through benchmark_ops.py; the command
+    line's parsing in test_mask2former_has_no_fused_pts_row.)"""
+    bench = _bench()
+    monkeypatch.setattr(bench, 'run_worker', lambda script, spec, timeout: bench.measure(spec))
+    monkeypatch.setattr(bench.resource, 'setrlimit', lambda *limits: None)  # a row process's cap
+    monkeypatch.setattr(sys, 'argv', [SCRIPT, *args])
+    bench.main()
+
+
 @pytest.mark.needs_extension
-def test_quick_table(tmp_path):
+def test_quick_table(tmp_path, monkeypatch):
     out = tmp_path / 'train_step.md'
-    result = _run('--device', 'cpu', '--quick', '--size', '128', '--repeats', '1',
-                  '--impls', 'peer', 'fused', 'floor', '--out', str(out))
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    _main_in_process(monkeypatch, '--device', 'cpu', '--quick', '--size', '128', '--repeats', '1',
+                     '--impls', 'peer', 'fused', 'floor', '--out', str(out))
     report = out.read_text()
     assert report.startswith('<!-- maskformer -->\n# Benchmark: one MaskFormer R50 training step')
     _check_report(report, ('peer', 'fused', 'floor'))
 
 
 @pytest.mark.needs_extension
-def test_quick_table_mask2former(tmp_path):
+def test_quick_table_mask2former(tmp_path, monkeypatch):
     """The Mask2Former rows, into the Mask2Former section of a file that has a MaskFormer one.
     (``reference`` differs from ``fused`` only in the config's ``loss_impl``: left out, as in
     test_quick_table, to keep the test short.)"""
     out = tmp_path / 'train_step.md'
     out.write_text('# MaskFormer results\n\n| B | segments | model |\n')  # written before --model
-    result = _run('--model', 'mask2former', '--device', 'cpu', '--quick', '--size', '64',
-                  '--repeats', '1', '--impls', 'peer', 'fused', 'floor', '--out', str(out))
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    _main_in_process(monkeypatch, '--model', 'mask2former', '--device', 'cpu', '--quick',
+                     '--size', '64', '--repeats', '1', '--impls', 'peer', 'fused', 'floor',
+                     '--out', str(out))
     report = out.read_text()
     maskformer, mask2former = report.split('<!-- /maskformer -->\n\n')
     assert maskformer == '<!-- maskformer -->\n# MaskFormer results\n\n| B | segments | model |\n'
@@ -179,3 +191,17 @@ def test_live_tensor_bytes_counts_each_storage_once():
     expected = weights * 4 + 2 * 4 + 10 * 4  # weights, grads, two moments; steps; images
     assert bench.live_tensor_bytes(model, SimpleNamespace(optimizer=optimizer), images,
                                    samples) == expected
+
+
+@pytest.mark.needs_extension
+def test_worker_prints_its_row_as_json(monkeypatch, capsys):
+    """What a row process runs (``--worker SPEC``): one JSON line with the row's measures."""
+    bench = _bench()
+    monkeypatch.setattr(bench.resource, 'setrlimit', lambda *limits: None)
+    spec = dict(impl='floor', device='cpu', model='maskformer', batch=1, segments=3, size=64,
+                repeats=1)
+    monkeypatch.setattr(sys, 'argv', [SCRIPT, '--worker', json.dumps(spec)])
+    bench.main()
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row['time_s'] > 0 and row['peak_bytes'] > 0 and row['process_bytes'] > 0
+    assert set(row['phases']) == set(bench.PHASES) and row['phases']['matching'] == 0
