@@ -53,14 +53,24 @@ struct PhiloxKey {
         k1(static_cast<uint32_t>(static_cast<uint64_t>(seed) >> 32)) {}
 };
 
+// The 4 words of counter `block` of the stream (mask, stream).
+C10_HOST_DEVICE inline void philox_block(PhiloxKey key, uint32_t block, uint32_t mask,
+                                         uint32_t stream, uint32_t words[4]) {
+  words[0] = block;
+  words[1] = mask;
+  words[2] = stream;
+  words[3] = 0;
+  philox4x32_10(words, key.k0, key.k1);
+}
+
 // Words [first, first + count) of the stream (mask, stream) as floats in [0, 1), scalar.
 C10_HOST_DEVICE inline void philox_uniform(PhiloxKey key, uint32_t mask, uint32_t stream,
                                            int64_t first, int64_t count, float* out) {
   int64_t j = first;
   const int64_t end = first + count;
   while (j < end) {
-    uint32_t c[4] = {static_cast<uint32_t>(j / 4), mask, stream, 0};
-    philox4x32_10(c, key.k0, key.k1);
+    uint32_t c[4];
+    philox_block(key, static_cast<uint32_t>(j / 4), mask, stream, c);
     for (int64_t w = j % 4; w < 4 && j < end; ++w, ++j) *out++ = uniform_from_bits(c[w]);
   }
 }

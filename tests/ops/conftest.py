@@ -63,3 +63,17 @@ def randn(generator, device):
         return values.to(device=device, dtype=dtype)
 
     return make
+
+
+@pytest.fixture
+def by_position():
+    """(N, P, 2) points sorted per mask by x, then y: compares point sets (the selections return
+    them in no particular order)."""
+
+    def sort(points):
+        for coordinate in (1, 0):  # stable sorts: by y, then by x
+            order = points[..., coordinate].argsort(dim=1, stable=True)
+            points = torch.gather(points, 1, order[..., None].expand(-1, -1, 2))
+        return points
+
+    return sort

@@ -135,14 +135,6 @@ def test_points_requiring_grad(fused, randn, generator, device):
     assert points.grad is not None
 
 
-def _by_position(points):
-    """(N, P, 2) points sorted per mask by x, then y: compares point sets."""
-    for coordinate in (1, 0):  # stable sorts: by y, then by x
-        order = points[..., coordinate].argsort(dim=1, stable=True)
-        points = torch.gather(points, 1, order[..., None].expand(-1, -1, 2))
-    return points
-
-
 def _distinct_magnitudes(shape, generator, device, dtype=torch.float32):
     """Logits whose |x| differ within each row (topk leaves the choice among equal ones open)."""
     magnitudes = torch.stack([torch.randperm(shape[1], generator=generator) + 0.5
@@ -153,7 +145,7 @@ def _distinct_magnitudes(shape, generator, device, dtype=torch.float32):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('num_candidates, num_uncertain', [(200, 50), (37, 37), (9, 0), (1, 1)])
-def test_select_uncertain_points_matches_reference(fused, generator, device, dtype,
+def test_select_uncertain_points_matches_reference(fused, generator, device, dtype, by_position,
                                                    num_candidates, num_uncertain):
     # Strided logits (a transposed view), as the sampler's (N, 1, C)[:, 0] ones can be.
     logits = _distinct_magnitudes((3, num_candidates), generator, device, dtype).T.contiguous().T
@@ -161,16 +153,16 @@ def test_select_uncertain_points_matches_reference(fused, generator, device, dty
     selected = fused.select_uncertain_points(logits, candidates, num_uncertain)
     assert selected.shape == (3, num_uncertain, 2) and selected.dtype == torch.float32
     expected = reference.select_uncertain_points(logits, candidates, num_uncertain)
-    torch.testing.assert_close(_by_position(selected), _by_position(expected), rtol=0, atol=0)
+    torch.testing.assert_close(by_position(selected), by_position(expected), rtol=0, atol=0)
 
 
-def test_select_uncertain_points_realistic_size(fused, generator, device):
+def test_select_uncertain_points_realistic_size(fused, generator, device, by_position):
     """Mask2Former's sizes: 3 × 12544 candidates, 0.75 × 12544 kept, 40 masks."""
     logits = _distinct_magnitudes((40, 37632), generator, device)
     candidates = torch.rand(40, 37632, 2, generator=generator).to(device)
     selected = fused.select_uncertain_points(logits, candidates, 9408)
     expected = reference.select_uncertain_points(logits, candidates, 9408)
-    torch.testing.assert_close(_by_position(selected), _by_position(expected), rtol=0, atol=0)
+    torch.testing.assert_close(by_position(selected), by_position(expected), rtol=0, atol=0)
 
 
 def test_select_uncertain_points_ties_and_nan(fused, device):

@@ -6,20 +6,12 @@ import torch
 from mmseg_maskformer.ops import reference
 
 
-def _by_position(points):
-    """(N, P, 2) points sorted per mask by x, then y: compares point sets."""
-    for coordinate in (1, 0):  # stable sorts: by y, then by x
-        order = points[..., coordinate].argsort(dim=1, stable=True)
-        points = torch.gather(points, 1, order[..., None].expand(-1, -1, 2))
-    return points
-
-
-def _assert_same_selection(points, expected, logits):
+def _assert_same_selection(points, expected, logits, by_position):
     """The same uncertain points, up to swaps at the selection boundary between candidates whose
     sampled |logit| are equal (topk chooses among them either way; bfloat16 samples tie often) or
     differ by float rounding alone (the kernels and grid_sample round their bilinear sums
     differently): identical in at least 99%, and equal sorted |logit| (rtol 1e-6)."""
-    if torch.equal(_by_position(points), _by_position(expected)):
+    if torch.equal(by_position(points), by_position(expected)):
         return
     same = sum(len(set(map(tuple, a.tolist())) & set(map(tuple, b.tolist())))
                for a, b in zip(points, expected))
@@ -80,7 +72,7 @@ def test_uniform_points_layout_and_statistics():
     ((3, 12, 10), 63, 3.1, 0.5), ((2, 1, 1), 5, 3.0, 0.75), ((0, 4, 4), 8, 3.0, 0.75)])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.bfloat16])
 def test_same_points_as_reference(fused, randn, device, shape, num_points, oversample_ratio,
-                                  importance_sample_ratio, dtype):
+                                  importance_sample_ratio, dtype, by_position):
     logits = randn(shape, scale=3.0).to(dtype)
     args = (num_points, oversample_ratio, importance_sample_ratio)
     points = _draw(fused, logits, *args)
@@ -89,17 +81,18 @@ def test_same_points_as_reference(fused, randn, device, shape, num_points, overs
     num_uncertain = int(importance_sample_ratio * num_points)
     # The same uniform points in the same order; the same uncertain set, in another order.
     assert torch.equal(points[:, num_uncertain:], expected[:, num_uncertain:])
-    _assert_same_selection(points[:, :num_uncertain], expected[:, :num_uncertain], logits)
+    _assert_same_selection(points[:, :num_uncertain], expected[:, :num_uncertain], logits,
+                           by_position)
 
 
-def test_same_points_as_reference_at_mask2former_size(fused, randn, device):
+def test_same_points_as_reference_at_mask2former_size(fused, randn, device, by_position):
     """12544 points, 3 × 12544 candidates per mask of a 128² map: the radix selection of the CPU
     kernel and CUDA's topk against the reference's topk."""
     logits = randn((6, 128, 128), scale=3.0)
     points = _draw(fused, logits, 12544, 3.0, 0.75)
     expected = _draw(reference, logits, 12544, 3.0, 0.75)
     assert torch.equal(points[:, 9408:], expected[:, 9408:])
-    _assert_same_selection(points[:, :9408], expected[:, :9408], logits)
+    _assert_same_selection(points[:, :9408], expected[:, :9408], logits, by_position)
 
 
 def test_selection_with_ties_at_mask2former_size(fused, device):
@@ -159,7 +152,7 @@ def test_independent_of_thread_count(fused, randn, device):
     assert torch.equal(one, four)  # order included: each mask is one task
 
 
-def test_follows_mmdet_sampler():
+def test_follows_mmdet_sampler(by_position):
     """mmdet's get_uncertain_point_coords_with_randomness (Mask2Former's sampler) given our
     uniform draws in place of torch.rand chooses the same points."""
     mmdet_point_sample = pytest.importorskip('mmdet.models.utils.point_sample')
@@ -181,7 +174,7 @@ def test_follows_mmdet_sampler():
     finally:
         torch.rand = rand
     got = _draw(reference, logits, 50, 3.0, 0.75)
-    torch.testing.assert_close(_by_position(got), _by_position(expected), rtol=0, atol=0)
+    torch.testing.assert_close(by_position(got), by_position(expected), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('args, message', [

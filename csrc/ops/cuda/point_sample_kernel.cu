@@ -121,8 +121,8 @@ __global__ void uncertain_candidates_kernel(const scalar_t* logits, int64_t sn, 
   const int64_t pairs = (num_candidates + 1) / 2;
   MMSEG_CUDA_KERNEL_LOOP(i, total) {
     const int64_t n = i / pairs, pair = i % pairs;
-    uint32_t c[4] = {static_cast<uint32_t>(pair), static_cast<uint32_t>(n), kCandidateStream, 0};
-    philox4x32_10(c, key.k0, key.k1);
+    uint32_t c[4];
+    philox_block(key, static_cast<uint32_t>(pair), static_cast<uint32_t>(n), kCandidateStream, c);
     for (int k = 0; k < 2 && 2 * pair + k < num_candidates; ++k) {
       const int64_t index = n * num_candidates + 2 * pair + k;
       const float x = uniform_from_bits(c[2 * k]), y = uniform_from_bits(c[2 * k + 1]);
@@ -143,8 +143,8 @@ __global__ void uniform_words_kernel(const int64_t* seed, uint32_t stream, int64
   const int64_t blocks = (words + 3) / 4;
   MMSEG_CUDA_KERNEL_LOOP(i, total) {
     const int64_t n = i / blocks, block = i % blocks;
-    uint32_t c[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(n), stream, 0};
-    philox4x32_10(c, key.k0, key.k1);
+    uint32_t c[4];
+    philox_block(key, static_cast<uint32_t>(block), static_cast<uint32_t>(n), stream, c);
     for (int w = 0; w < 4 && 4 * block + w < words; ++w) {
       out[n * row_stride + 4 * block + w] = uniform_from_bits(c[w]);
     }
